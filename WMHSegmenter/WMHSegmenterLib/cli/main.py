@@ -1,0 +1,51 @@
+"""Entry point of `wmhseg`: sub-commands register themselves; errors are reported here, once."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..engine.errors import Cancelled, InputError
+from . import demo, evaluate, models, segment
+
+SUBCOMMANDS = (models, segment, evaluate, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wmhseg", description="Segment white matter hyperintensities and gliomas with a 3D U-Net."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in SUBCOMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+class _OneLineWarnings(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"wmhseg: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logger = logging.getLogger("wmhseg")
+    if not logger.handlers:
+        logger.addHandler(_OneLineWarnings())
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as error:
+        print(f"wmhseg: error: {error}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("wmhseg: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("wmhseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

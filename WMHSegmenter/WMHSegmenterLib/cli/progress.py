@@ -1,0 +1,40 @@
+"""Progress for people (a bar on a terminal) and for programs (JSON lines with --json-progress)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+class ProgressReporter:
+    def __init__(self, json_lines: bool = False, quiet: bool = False, stream=None):
+        self.json_lines = json_lines
+        self.quiet = quiet
+        self.stream = stream or (sys.stdout if json_lines else sys.stderr)
+        self.case = None
+        self.bar = not json_lines and not quiet and self.stream.isatty()
+
+    def start_case(self, case: str) -> None:
+        self.case = case
+        self.event("case", status="started")
+
+    def event(self, kind: str, **fields) -> None:
+        if self.json_lines:
+            self.stream.write(json.dumps({"event": kind, "case": self.case, **fields}) + "\n")
+            self.stream.flush()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.json_lines:
+            self.event("progress", stage=stage, fraction=round(fraction, 4))
+        elif self.bar:
+            filled = int(30 * fraction)
+            label = f"{self.case}: " if self.case else ""
+            self.stream.write(f"\r{label}[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {stage:<12}")
+            if fraction >= 1.0:
+                self.stream.write("\n")
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        """A line for people; with --json-progress it goes to stderr so stdout stays machine-readable."""
+        if not self.quiet:
+            print(text, file=sys.stderr if self.json_lines else sys.stdout)

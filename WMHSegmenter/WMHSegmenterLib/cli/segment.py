@@ -1,0 +1,161 @@
+"""`wmhseg segment`: one case from flags, or every case in a folder (batch, torchrun-aware)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.bundle import ModelBundle, find_bundle
+from ..engine.cases import find_cases
+from ..engine.device import DEVICE_CHOICES
+from ..engine.errors import InputError
+from ..engine.labels import BRATS2018, BRATS2023, convert_convention
+from ..engine.overlay import overlay_png
+from ..engine.predictor import Predictor, Progress
+from ..engine.quantify import label_statistics, write_statistics_csv
+from ..engine.tasks import task_metadata
+from ..engine.volume import WRITABLE_EXTENSIONS, check_output_path, write_volume
+from .progress import ProgressReporter
+
+MODALITIES = tuple(dict.fromkeys(i["name"] for t in ("wmh", "brats") for i in task_metadata(t)["inputs"]))
+
+
+@dataclass
+class CaseOutputs:
+    mask: Path
+    probabilities: Path | None = None
+    statistics: Path | None = None
+    overlay: Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.mask, self.probabilities, self.statistics, self.overlay) if p is not None]
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("segment", help="segment one case, or every case in a folder")
+    parser.add_argument("--model", required=True, help="model id (see `wmhseg models`) or bundle folder")
+    for name in MODALITIES:
+        parser.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"{name} image (file or DICOM folder)")
+    parser.add_argument("-o", "--output", type=Path, help="label map to write (.nii.gz, .nii, .nrrd, .mha)")
+    parser.add_argument("--probabilities", type=Path, help="also write the probability map(s)")
+    parser.add_argument("--stats", type=Path, help="also write label volumes (ml) and lesion counts as CSV")
+    parser.add_argument("--overlay", type=Path, help="also write a PNG of the slice with the most foreground")
+    parser.add_argument("--labels", choices=(BRATS2018, BRATS2023), help="BraTS label convention (ET 4 or 3)")
+    parser.add_argument("--input-dir", type=Path, help="batch: find cases here by file-name patterns")
+    parser.add_argument("--output-dir", type=Path, help="batch: write <case>_seg.nii.gz here")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--mirror", action="store_true", help="average over mirrored inputs (slower)")
+    parser.add_argument("--overlap", type=float, help="tile overlap, 0..0.9 (default: the model's)")
+    parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: the model's)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stdout")
+    parser.add_argument("--quiet", action="store_true", help="print errors only")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    reporter = ProgressReporter(json_lines=args.json_progress, quiet=args.quiet)
+    bundle = find_bundle(args.model)
+    if args.labels and bundle.task != "brats":
+        raise InputError(f"--labels applies to brain-tumor models, not {bundle.id}")
+    if args.overlap is not None and not 0 <= args.overlap < 1:
+        raise InputError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.input_dir is not None:
+        return run_batch(args, bundle, reporter)
+    if args.output is None:
+        raise InputError("give -o/--output (or --input-dir and --output-dir for a batch)")
+    inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
+    outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay)
+    for path in outputs.paths():
+        check_output_path(path, args.overwrite, extensions=_extensions_for(path, outputs))
+    predictor = make_predictor(args, bundle)
+    predictor.check_input_names(inputs)
+    reporter.start_case(_case_name(inputs[bundle.input_names[0]]))
+    seconds = segment_case(predictor, inputs, outputs, args, reporter)
+    reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
+    reporter.message(f"wrote {', '.join(map(str, outputs.paths()))} ({seconds:.1f} s)")
+    return 0
+
+
+def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> float:
+    """Predict one case and write every requested output atomically; returns the wall time."""
+    start = time.perf_counter()
+    progress = Progress(reporter)
+    volumes = predictor.read_inputs(inputs, progress)
+    prediction = predictor.predict(volumes, progress, sources=inputs)
+    bundle = predictor.bundle
+    labels = prediction.labels
+    if args.labels and args.labels != BRATS2018:
+        labels = labels.with_array(convert_convention(labels.array, args.labels, BRATS2018).astype("uint8"))
+    write_volume(labels, outputs.mask, args.overwrite)
+    if outputs.probabilities is not None:
+        write_volume(prediction.probabilities, outputs.probabilities, args.overwrite)
+    if outputs.statistics is not None:
+        names = {info.value: info.name for info in bundle.labels}
+        write_statistics_csv(label_statistics(prediction.labels, names), outputs.statistics, args.overwrite)
+    if outputs.overlay is not None:
+        colors = {info.value: info.color for info in bundle.labels}
+        reference = volumes[bundle.input_names[0]]
+        overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
+    return time.perf_counter() - start
+
+
+def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
+    if args.output_dir is None:
+        raise InputError("batch mode needs --output-dir")
+    if not args.input_dir.is_dir():
+        raise InputError("input folder not found", args.input_dir)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    cases = find_cases(args.input_dir, bundle)
+    if not cases:
+        patterns = ", ".join(bundle.inputs[0].patterns)
+        raise InputError(f"no cases found (looked for {patterns} with an image extension)", args.input_dir)
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    cases = cases[rank::world_size]
+    predictor = make_predictor(args, bundle)
+    results = []
+    for case in cases:
+        reporter.start_case(case.id)
+        outputs = CaseOutputs(args.output_dir / f"{case.id}_seg.nii.gz")
+        try:
+            if case.problem:
+                raise InputError(case.problem, args.input_dir / case.id)
+            check_output_path(outputs.mask, args.overwrite)
+            seconds = segment_case(predictor, case.paths, outputs, args, reporter)
+            results.append((case.id, "ok", f"{seconds:.1f} s"))
+            reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
+        except InputError as error:
+            results.append((case.id, "failed", str(error)))
+            reporter.event("case", status="failed", error=str(error))
+    failed = sum(status == "failed" for _, status, _ in results)
+    width = max(len(case_id) for case_id, _, _ in results)
+    summary = [f"{case_id:<{width}}  {status:<6}  {detail}" for case_id, status, detail in results]
+    summary.append(f"{len(results) - failed} segmented, {failed} failed" + (
+        f" (rank {rank} of {world_size})" if world_size > 1 else ""))
+    reporter.message("\n".join(summary))
+    return 2 if failed else 0
+
+
+def make_predictor(args, bundle: ModelBundle):
+    device = args.device
+    if device in ("auto", "cuda") and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    return Predictor(bundle, device=device, mirror=args.mirror or None, overlap=args.overlap,
+                     tile_batch=args.tile_batch)
+
+
+def _extensions_for(path: Path, outputs: CaseOutputs):
+    if path == outputs.statistics:
+        return (".csv",)
+    if path == outputs.overlay:
+        return (".png",)
+    return WRITABLE_EXTENSIONS
+
+
+def _case_name(path: Path) -> str:
+    return Path(path).name.split(".")[0]

@@ -1,0 +1,36 @@
+"""From probabilities to label maps: argmax or nested sigmoid regions, then optional cleaning."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def labels_from_probabilities(
+    probabilities: np.ndarray, activation: str, channel_labels: list[int]
+) -> np.ndarray:
+    """Softmax outputs: the most probable channel's label. Sigmoid outputs are nested regions
+    (e.g. BraTS whole tumor > tumor core > enhancing): each channel above 0.5 paints its label
+    over the previous ones, so the innermost region wins."""
+    if activation == "softmax":
+        lookup = np.asarray(channel_labels, dtype=np.uint8)
+        return lookup[np.argmax(probabilities, axis=0)]
+    labels = np.zeros(probabilities.shape[1:], dtype=np.uint8)
+    for channel, label in zip(probabilities, channel_labels):
+        labels[channel > 0.5] = label
+    return labels
+
+
+def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Drop foreground islands (26-connected, all labels together) smaller than ``min_voxels``."""
+    if min_voxels <= 1:
+        return labels
+    components, count = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return labels
+    sizes = np.bincount(components.ravel())
+    small = sizes < min_voxels
+    small[0] = False
+    cleaned = labels.copy()
+    cleaned[small[components]] = 0
+    return cleaned

@@ -1,0 +1,211 @@
+"""The one prediction path: the CLI, the Slicer module, the web app and training validation call it.
+
+volumes -> reference grid -> working grid (reoriented, model spacing) -> crop to head -> z-score ->
+sliding-window U-Net -> probabilities back on the input grid -> labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import ModelBundle
+from .device import resolve_device
+from .errors import InputError
+from .postprocess import labels_from_probabilities, remove_small_components
+from .preprocessing import bounding_box, head_mask, zscore
+from .resampling import check_overlap, resample, working_grid
+from .volume import Geometry, Volume, read_image
+
+ProgressCallback = Callable[[str, float], None]
+
+#: Where each stage sits on the overall 0..1 progress scale.
+STAGES = {"load": (0.0, 0.05), "preprocess": (0.05, 0.15), "network": (0.15, 0.9), "postprocess": (0.9, 1.0)}
+
+
+@dataclass
+class Prediction:
+    labels: Volume
+    probabilities: Volume | None = None
+    channel_names: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Progress:
+    """Turns per-stage fractions into one overall fraction that never goes backwards."""
+
+    def __init__(self, callback: ProgressCallback | None):
+        self.callback = callback
+        self.last = 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        low, high = STAGES[stage]
+        overall = max(self.last, low + (high - low) * min(max(fraction, 0.0), 1.0))
+        self.last = overall
+        if self.callback is not None:
+            self.callback(stage, overall)
+
+
+@dataclass
+class PreparedInput:
+    """The network's input and where it lies: the cropped working grid."""
+
+    image: np.ndarray  # (channels, z, y, x), normalized
+    geometry: Geometry  # of the cropped working grid
+
+
+class Predictor:
+    """A loaded model with its inference settings; reuse it for many cases."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        device: str = "auto",
+        mirror: bool | None = None,
+        overlap: float | None = None,
+        tile_batch: int | None = None,
+    ):
+        import torch
+
+        self.bundle = bundle
+        self.device = torch.device(resolve_device(device))
+        self.network = bundle.load_network(str(self.device))
+        settings = bundle.inference
+        self.patch_size = tuple(settings["patch_size_zyx"])
+        self.overlap = float(settings.get("overlap", 0.5) if overlap is None else overlap)
+        self.tile_batch = int(settings.get("tile_batch", 1) if tile_batch is None else tile_batch)
+        use_mirroring = settings.get("mirror", False) if mirror is None else mirror
+        self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
+        self.min_component_voxels = int(settings.get("min_component_voxels", 0))
+
+    def predict_files(
+        self,
+        paths: Mapping[str, str | Path],
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Prediction:
+        tracker = Progress(progress)
+        return self.predict(self.read_inputs(paths, tracker), tracker, should_stop, sources=paths)
+
+    def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
+        """Read and check every modality before any computation, so bad files fail fast."""
+        self.check_input_names(paths)
+        volumes = {}
+        for index, name in enumerate(self.bundle.input_names):
+            volumes[name] = read_image(paths[name])
+            progress("load", (index + 1) / len(paths))
+        return volumes
+
+    def check_input_names(self, inputs: Mapping[str, object]) -> None:
+        missing = [n for n in self.bundle.input_names if n not in inputs]
+        unexpected = [n for n in inputs if n not in self.bundle.input_names]
+        if missing or unexpected:
+            parts = [f"needs {', '.join('--' + n for n in missing)}"] if missing else []
+            parts += [f"does not take {', '.join('--' + n for n in unexpected)}"] if unexpected else []
+            raise InputError(f"model {self.bundle.id} {' and '.join(parts)}")
+
+    def predict(
+        self,
+        inputs: Mapping[str, Volume],
+        progress: ProgressCallback | Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        sources: Mapping[str, str | Path] | None = None,
+    ) -> Prediction:
+        """Labels (and probabilities) on the grid of the first input modality, the reference."""
+        tracker = progress if isinstance(progress, Progress) else Progress(progress)
+        self.check_input_names(inputs)
+        sources = sources or {name: name for name in inputs}
+        timings = {}
+        start = time.perf_counter()
+        reference = inputs[self.bundle.input_names[0]]
+        prepared = self.prepare(inputs, sources)
+        tracker("preprocess", 1.0)
+        timings["preprocess_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        probabilities = self.run_network(prepared.image, lambda d, t: tracker("network", d / t), should_stop)
+        timings["network_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        prediction = self.finish(probabilities, prepared.geometry, reference)
+        tracker("postprocess", 1.0)
+        timings["postprocess_s"] = time.perf_counter() - start
+        prediction.timings = timings
+        return prediction
+
+    def prepare(self, inputs: Mapping[str, Volume], sources: Mapping[str, str | Path]) -> PreparedInput:
+        names = self.bundle.input_names
+        reference = inputs[names[0]]
+        for name in names[1:]:
+            check_overlap(reference, inputs[name], sources[name])
+        geometry, shape = working_grid(reference, self.bundle.preprocessing.get("spacing_xyz_mm", (None,) * 3))
+        channels = [
+            resample(inputs[name], geometry, shape).array.astype(np.float32, copy=False) for name in names
+        ]
+        mask = head_mask(channels[0])
+        margin_mm = float(self.bundle.preprocessing.get("crop_margin_mm", 10.0))
+        margin = [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]]
+        box = bounding_box(mask, margin)
+        mask = mask[box]
+        image = np.stack([zscore(channel[box], mask) for channel in channels])
+        start_zyx = np.array([[b.start for b in box]])
+        cropped_origin = tuple(geometry.index_to_world(start_zyx)[0].tolist())
+        return PreparedInput(image, Geometry(geometry.spacing, cropped_origin, geometry.direction))
+
+    def run_network(
+        self,
+        image: np.ndarray,
+        on_tile: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        import torch
+
+        from .sliding_window import fitted_patch_size, predict_sliding_window
+
+        activation = torch.sigmoid if self.bundle.output_activation == "sigmoid" else lambda x: x.softmax(1)
+        patch = fitted_patch_size(image.shape[1:], self.patch_size, self.network.config.total_stride)
+        tensor = torch.from_numpy(image).to(self.device)
+        with torch.inference_mode():
+            probabilities = predict_sliding_window(
+                self.network,
+                tensor,
+                patch,
+                activation,
+                overlap=self.overlap,
+                tile_batch=self.tile_batch,
+                mirror_axes=self.mirror_axes,
+                on_tile=on_tile,
+                should_stop=should_stop,
+                amp=self.device.type == "cuda",
+            )
+        return probabilities.cpu().numpy()
+
+    def finish(self, probabilities: np.ndarray, geometry: Geometry, reference: Volume) -> Prediction:
+        """Probabilities back onto the reference grid first, labels second: no blocky label resampling."""
+        softmax = self.bundle.output_activation == "softmax"
+        on_input_grid = np.stack(
+            [
+                resample(
+                    Volume(channel, geometry),
+                    reference.geometry,
+                    reference.shape,
+                    default=1.0 if softmax and index == 0 else 0.0,
+                ).array
+                for index, channel in enumerate(probabilities)
+            ]
+        ).astype(np.float32, copy=False)
+        channel_labels = [c.label for c in self.bundle.output_channels]
+        labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
+        labels = remove_small_components(labels, self.min_component_voxels)
+        foreground = slice(1, None) if softmax else slice(None)
+        names = tuple(c.name for c in self.bundle.output_channels[foreground])
+        kept = on_input_grid[foreground]
+        return Prediction(
+            labels=reference.with_array(labels),
+            probabilities=reference.with_array(kept[0] if len(kept) == 1 else kept),
+            channel_names=names,
+        )

@@ -1,0 +1,101 @@
+"""Sliding-window inference with Gaussian blending: whole volumes through a patch-sized network."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import Cancelled
+
+#: Gaussian sigma as a fraction of the patch size; 1/8 is nnU-Net's choice (Isensee et al., Nat. Methods 2021).
+SIGMA_FRACTION = 1 / 8
+
+
+def gaussian_importance(patch_size: Sequence[int], device="cpu") -> torch.Tensor:
+    """Weights that trust a tile's centre more than its border, so overlapping tiles blend without seams."""
+    axes = []
+    for size in patch_size:
+        coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+        axes.append(torch.exp(-0.5 * (coords / max(size * SIGMA_FRACTION, 1e-3)) ** 2))
+    weights = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
+    weights = weights / weights.max()
+    return weights.clamp_min(1e-3).to(device)
+
+
+def tile_starts(size: int, patch: int, overlap: float) -> list[int]:
+    """Evenly spread tile starts covering [0, size) with at least ``overlap`` between neighbours."""
+    if size <= patch:
+        return [0]
+    step = max(int(patch * (1 - overlap)), 1)
+    count = int(np.ceil((size - patch) / step)) + 1
+    return [int(round(i * (size - patch) / (count - 1))) for i in range(count)]
+
+
+def fitted_patch_size(shape: Sequence[int], patch_size: Sequence[int], divisor: Sequence[int]) -> tuple[int, ...]:
+    """Shrink the patch along axes where the volume is smaller, keeping it divisible by the network's stride."""
+    return tuple(min(p, int(np.ceil(s / d)) * d) for s, p, d in zip(shape, patch_size, divisor))
+
+
+def predict_sliding_window(
+    network: torch.nn.Module,
+    image: torch.Tensor,
+    patch_size: Sequence[int],
+    activation: Callable[[torch.Tensor], torch.Tensor],
+    overlap: float = 0.5,
+    tile_batch: int = 1,
+    mirror_axes: Sequence[int] = (),
+    on_tile: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    amp: bool = False,
+) -> torch.Tensor:
+    """Probabilities (C_out, z, y, x) for ``image`` (C_in, z, y, x), on the image's device.
+
+    ``mirror_axes`` are spatial axes (0=z, 1=y, 2=x) for test-time mirroring; every combination of
+    flips is averaged. ``on_tile(done, total)`` reports progress; ``should_stop()`` is polled
+    before every tile batch and raises :class:`Cancelled`.
+    """
+    device = image.device
+    shape = tuple(image.shape[1:])
+    padded_shape = tuple(max(s, p) for s, p in zip(shape, patch_size))
+    pad = [(0, ps - s) for s, ps in zip(shape, padded_shape)]
+    if any(after for _, after in pad):
+        flat_pad = [value for axis in reversed(pad) for value in axis]
+        image = torch.nn.functional.pad(image, flat_pad)
+    starts = list(
+        itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded_shape, patch_size)))
+    )
+    weights = gaussian_importance(patch_size, device)
+    probabilities = None
+    weight_sum = torch.zeros(padded_shape, device=device)
+    flips = [axes for n in range(len(mirror_axes) + 1) for axes in itertools.combinations(mirror_axes, n)]
+    for first in range(0, len(starts), tile_batch):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        batch_starts = starts[first : first + tile_batch]
+        regions = [tuple(slice(s, s + p) for s, p in zip(start, patch_size)) for start in batch_starts]
+        tiles = torch.stack([image[(slice(None), *region)] for region in regions])
+        with torch.autocast(device_type=device.type, enabled=amp):
+            tile_probabilities = _mirrored_prediction(network, tiles, activation, flips).float()
+        if probabilities is None:
+            probabilities = torch.zeros((tile_probabilities.shape[1], *padded_shape), device=device)
+        for region, tile in zip(regions, tile_probabilities):
+            probabilities[(slice(None), *region)] += tile * weights
+            weight_sum[region] += weights
+        if on_tile is not None:
+            on_tile(min(first + tile_batch, len(starts)), len(starts))
+    probabilities /= weight_sum
+    return probabilities[(slice(None), *(slice(0, s) for s in shape))]
+
+
+def _mirrored_prediction(network, tiles: torch.Tensor, activation, flips) -> torch.Tensor:
+    total = None
+    for axes in flips:
+        dims = [a + 2 for a in axes]
+        flipped = torch.flip(tiles, dims) if dims else tiles
+        prediction = activation(network(flipped))
+        prediction = torch.flip(prediction, dims) if dims else prediction
+        total = prediction if total is None else total + prediction
+    return total / len(flips)

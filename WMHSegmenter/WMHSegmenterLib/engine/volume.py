@@ -1,0 +1,219 @@
+"""Volumes with their geometry: reading, checking and atomic writing.
+
+Arrays are in SimpleITK's index order (z, y, x); spacing and origin are (x, y, z) in mm and the
+direction is a row-major 3x3 matrix in LPS world coordinates, exactly as ITK and Slicer's RAS->LPS
+conversion expect. Keeping one convention everywhere is what keeps outputs on the input's grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+log = logging.getLogger("wmhseg")
+
+WRITABLE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
+READABLE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: Non-finite voxels up to this fraction are zeroed with a warning; more means a broken file.
+MAX_NONFINITE_FRACTION = 0.01
+GRID_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a voxel grid lies in the world: spacing and origin (x, y, z) in mm, direction row-major LPS."""
+
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+    @classmethod
+    def identity(cls, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> Geometry:
+        return cls(tuple(map(float, spacing)), tuple(map(float, origin)), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        return np.asarray(self.direction, dtype=float).reshape(3, 3)
+
+    def index_to_world(self, indices_zyx: np.ndarray) -> np.ndarray:
+        """Voxel indices (N, 3) in (z, y, x) order to LPS world points (N, 3) in mm."""
+        ijk = np.asarray(indices_zyx, dtype=float)[:, ::-1]
+        return ijk * np.asarray(self.spacing) @ self.direction_matrix.T + np.asarray(self.origin)
+
+    def matches(self, other: Geometry, tolerance: float = GRID_TOLERANCE) -> bool:
+        return all(
+            np.allclose(a, b, atol=tolerance)
+            for a, b in (
+                (self.spacing, other.spacing),
+                (self.origin, other.origin),
+                (self.direction, other.direction),
+            )
+        )
+
+
+@dataclass
+class Volume:
+    """A 3D array (z, y, x), or several channels of one (c, z, y, x), with the geometry that places it."""
+
+    array: np.ndarray
+    geometry: Geometry
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The grid's shape (z, y, x), whatever the number of channels."""
+        return tuple(self.array.shape[-3:])
+
+    def to_sitk(self) -> sitk.Image:
+        if self.array.ndim == 4:
+            image = sitk.GetImageFromArray(np.moveaxis(self.array, 0, -1), isVector=True)
+        else:
+            image = sitk.GetImageFromArray(self.array)
+        image.SetSpacing(self.geometry.spacing)
+        image.SetOrigin(self.geometry.origin)
+        image.SetDirection(self.geometry.direction)
+        return image
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image) -> Volume:
+        geometry = Geometry(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+        return cls(sitk.GetArrayFromImage(image), geometry)
+
+    def with_array(self, array: np.ndarray) -> Volume:
+        """The same grid holding other values (a mask, a probability map)."""
+        if tuple(array.shape[-3:]) != self.shape:
+            raise ValueError(f"array shape {array.shape} does not fit grid {self.shape}")
+        return Volume(array, self.geometry)
+
+
+def read_volume(path: str | Path) -> Volume:
+    """Read a 3D scalar volume from NIfTI, NRRD, MetaImage or a DICOM series folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("file is not readable (permission denied)", path)
+    try:
+        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(f"not a readable image ({_first_line(error)})", path) from None
+    return Volume.from_sitk(_as_3d_scalar(image, path))
+
+
+def read_image(path: str | Path) -> Volume:
+    """Read an MRI volume as float32 and check it can be segmented (see :func:`check_image`)."""
+    volume = read_volume(path)
+    return check_image(Volume(volume.array.astype(np.float32, copy=False), volume.geometry), path)
+
+
+def check_image(volume: Volume, source: str | Path) -> Volume:
+    """Refuse images no network should see; zero a few non-finite voxels with a warning."""
+    spacing = np.asarray(volume.geometry.spacing)
+    if volume.array.ndim != 3:
+        raise InputError(f"expected a 3D volume, got {volume.array.ndim} dimensions", source)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"voxel spacing must be positive, got {tuple(spacing.tolist())}", source)
+    finite = np.isfinite(volume.array)
+    nonfinite = volume.array.size - int(np.count_nonzero(finite))
+    if nonfinite:
+        fraction = nonfinite / volume.array.size
+        if fraction > MAX_NONFINITE_FRACTION:
+            raise InputError(f"{fraction:.0%} of voxels are NaN or infinite", source)
+        log.warning("%s: %d NaN/infinite voxels set to 0", source, nonfinite)
+        volume = volume.with_array(np.where(finite, volume.array, 0).astype(np.float32))
+    if not np.any(volume.array):
+        raise InputError("image is all zeros", source)
+    return volume
+
+
+def write_volume(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
+    """Write atomically: a temporary file beside the target, then a rename, so no half-written output."""
+    path = Path(path)
+    check_output_path(path, overwrite)
+    temporary = path.with_name(f".{uuid.uuid4().hex[:8]}.partial-{path.name}")
+    try:
+        sitk.WriteImage(volume.to_sitk(), str(temporary), useCompression=True)
+        _publish(temporary, path, overwrite)
+    except RuntimeError as error:
+        raise InputError(f"cannot write ({_first_line(error)})", path) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def publish_file(write, path: str | Path, overwrite: bool = False) -> Path:
+    """Atomically create ``path`` with ``write(temporary_path)``: for PNG, CSV and JSON outputs."""
+    path = Path(path)
+    check_output_path(path, overwrite, extensions=None)
+    temporary = path.with_name(f".{uuid.uuid4().hex[:8]}.partial-{path.name}")
+    try:
+        write(temporary)
+        _publish(temporary, path, overwrite)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def check_output_path(
+    path: str | Path, overwrite: bool, extensions: tuple[str, ...] | None = WRITABLE_EXTENSIONS
+) -> None:
+    """Fail before any work is done if an output could not be written."""
+    path = Path(path)
+    if extensions is not None and not path.name.lower().endswith(extensions):
+        raise InputError(f"output must end in one of {', '.join(extensions)}", path)
+    if path.exists() and not overwrite:
+        raise InputError("output exists (use --overwrite to replace it)", path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError("output folder does not exist", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("output folder is not writable", folder)
+
+
+def _publish(temporary: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # fails if the target appeared meanwhile: never clobbers
+    except FileExistsError:
+        raise InputError("output exists (use --overwrite to replace it)", path) from None
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise InputError("folder holds no DICOM series", folder)
+    if len(series) > 1:
+        raise InputError(f"folder holds {len(series)} DICOM series; give a folder with one", folder)
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    return reader.Execute()
+
+
+def _as_3d_scalar(image: sitk.Image, path: Path) -> sitk.Image:
+    components = image.GetNumberOfComponentsPerPixel()
+    if components > 1:
+        raise InputError(f"image has {components} components per voxel; expected a scalar volume", path)
+    size = image.GetSize()
+    if image.GetDimension() == 4:
+        if size[3] != 1:
+            raise InputError(f"image is 4D with {size[3]} volumes; expected one 3D volume", path)
+        image = image[:, :, :, 0]
+        size = image.GetSize()
+    if image.GetDimension() != 3 or min(size) < 2:
+        raise InputError(f"image is 2D (size {'x'.join(map(str, size))}); expected a 3D volume", path)
+    return image
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines if "ERROR" not in line and "Exception" not in line), "")
+    return (detail or (lines[-1] if lines else type(error).__name__))[:200]
