@@ -33,7 +33,9 @@ def main() -> None:
         sitk.WriteImage(image, str(OUT / "wmh" / f"patient26_{name}.nii.gz"), useCompression=True)
     case = "Brats18_TCIA01_425_1"
     brats = SHARED / "brats2018" / case
-    images = {n: sitk.ReadImage(str(brats / f"{case}_{n}.nii.gz")) for n in ("flair", "t1", "t1ce", "t2", "seg")}
+    images = {
+        n: sitk.ReadImage(str(brats / f"{case}_{n}.nii.gz")) for n in ("flair", "t1", "t1ce", "t2", "seg")
+    }
     for name, image in crop_to_brain(images, "flair").items():
         (OUT / "brats").mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(image, str(OUT / "brats" / f"{case}_{name}.nii.gz"), useCompression=True)

@@ -35,7 +35,12 @@ def run(args) -> int:
             Path(f"{stem}_mask.nii.gz"), None, Path(f"{stem}_stats.csv"), Path(f"{stem}_overlay.png")
         )
         options = argparse.Namespace(
-            device=args.device, mirror=False, overlap=None, tile_batch=None, labels=None, overwrite=args.overwrite
+            device=args.device,
+            mirror=False,
+            overlap=None,
+            tile_batch=None,
+            labels=None,
+            overwrite=args.overwrite,
         )
         reporter.start_case(f"{bundle.id} on {case}")
         seconds = segment_case(make_predictor(options, bundle), inputs, outputs, options, reporter)

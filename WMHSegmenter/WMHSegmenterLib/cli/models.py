@@ -30,7 +30,9 @@ def run(args) -> int:
     print(f"{'id':<20} {'task':<6} {'version':<9} {'inputs':<22} validation")
     for bundle in bundles:
         summary = bundle.summary()
-        validation = ", ".join(f"{k}={v}" for k, v in summary["validation"].items() if not isinstance(v, dict))
+        validation = ", ".join(
+            f"{k}={v}" for k, v in summary["validation"].items() if not isinstance(v, dict)
+        )
         trained = "" if bundle.trained else "  [untrained]"
         print(
             f"{bundle.id:<20} {bundle.task:<6} {bundle.version:<9} {','.join(bundle.input_names):<22} "

@@ -37,7 +37,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("segment", help="segment one case, or every case in a folder")
     parser.add_argument("--model", required=True, help="model id (see `wmhseg models`) or bundle folder")
     for name in MODALITIES:
-        parser.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"{name} image (file or DICOM folder)")
+        parser.add_argument(
+            f"--{name}", type=Path, metavar="FILE", help=f"{name} image (file or DICOM folder)"
+        )
     parser.add_argument("-o", "--output", type=Path, help="label map to write (.nii.gz, .nii, .nrrd, .mha)")
     parser.add_argument("--probabilities", type=Path, help="also write the probability map(s)")
     parser.add_argument("--stats", type=Path, help="also write label volumes (ml) and lesion counts as CSV")
@@ -132,8 +134,10 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     failed = sum(status == "failed" for _, status, _ in results)
     width = max(len(case_id) for case_id, _, _ in results)
     summary = [f"{case_id:<{width}}  {status:<6}  {detail}" for case_id, status, detail in results]
-    summary.append(f"{len(results) - failed} segmented, {failed} failed" + (
-        f" (rank {rank} of {world_size})" if world_size > 1 else ""))
+    summary.append(
+        f"{len(results) - failed} segmented, {failed} failed"
+        + (f" (rank {rank} of {world_size})" if world_size > 1 else "")
+    )
     reporter.message("\n".join(summary))
     return 2 if failed else 0
 
@@ -145,8 +149,9 @@ def make_predictor(args, bundle: ModelBundle):
 
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    return Predictor(bundle, device=device, mirror=args.mirror or None, overlap=args.overlap,
-                     tile_batch=args.tile_batch)
+    return Predictor(
+        bundle, device=device, mirror=args.mirror or None, overlap=args.overlap, tile_batch=args.tile_batch
+    )
 
 
 def _extensions_for(path: Path, outputs: CaseOutputs):

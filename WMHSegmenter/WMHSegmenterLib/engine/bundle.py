@@ -61,9 +61,12 @@ class LabelInfo:
 class ModelBundle:
     """A validated model.json and the folder it lives in."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, meta: dict[str, Any] | None = None):
+        """Read ``folder``/model.json, or take ``meta`` as it (training validates before export)."""
         self.folder = Path(folder)
-        self.meta = _read_model_json(self.folder / "model.json")
+        self.meta = (
+            _read_model_json(self.folder / "model.json") if meta is None else _check_meta(meta, folder)
+        )
         meta = self.meta
         self.id: str = meta["id"]
         self.version: str = meta["version"]
@@ -118,7 +121,8 @@ class ModelBundle:
         actual = sha256_of(self.weights_path)
         if actual != expected:
             raise InputError(
-                f"sha256 {actual[:12]}… does not match model.json ({expected[:12]}…): refusing tampered weights",
+                f"sha256 {actual[:12]}… does not match model.json ({expected[:12]}…): "
+                "refusing tampered weights",
                 self.weights_path,
             )
         network = UNet3D(self.network_config())
@@ -126,8 +130,9 @@ class ModelBundle:
             state = load_file(str(self.weights_path), device="cpu")
             network.load_state_dict(state, strict=True)
         except Exception as error:  # safetensors and torch raise several types for one problem
-            raise InputError(f"weights do not fit the network ({str(error).splitlines()[0][:150]})",
-                             self.weights_path) from None
+            raise InputError(
+                f"weights do not fit the network ({str(error).splitlines()[0][:150]})", self.weights_path
+            ) from None
         return network.to(device).eval()
 
     def summary(self) -> dict[str, Any]:
@@ -154,7 +159,9 @@ class ModelBundle:
         if self.meta["network"].get("out_channels") != len(self.output_channels):
             raise InputError("network.out_channels must equal the number of output channels", path)
         patch = self.inference.get("patch_size_zyx")
-        if not (isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)):
+        if not (
+            isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)
+        ):
             raise InputError("inference.patch_size_zyx must be three positive integers", path)
 
 
@@ -192,7 +199,9 @@ def find_bundle(model: str | Path) -> ModelBundle:
     raise InputError(f"unknown model (known: {known})", model)
 
 
-def save_bundle(network, meta: dict[str, Any], folder: str | Path, model_card: str | None = None) -> ModelBundle:
+def save_bundle(
+    network, meta: dict[str, Any], folder: str | Path, model_card: str | None = None
+) -> ModelBundle:
     """Write weights and model.json (with the weights' sha256); used by training export and tests."""
     from safetensors.torch import save_file
 
@@ -222,6 +231,10 @@ def _read_model_json(path: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"not valid JSON ({error})", path) from None
+    return _check_meta(meta, path)
+
+
+def _check_meta(meta: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise InputError("must hold a JSON object", path)
     for key, kind in REQUIRED_KEYS.items():

@@ -52,8 +52,11 @@ def find_cases(folder: str | Path, bundle: ModelBundle) -> list[Case]:
             case.paths[reference.name] = path
             for spec in others:
                 found = next(
-                    (stems[p.replace("*", case_part).lower()] for p in spec.patterns
-                     if p.replace("*", case_part).lower() in stems),
+                    (
+                        stems[p.replace("*", case_part).lower()]
+                        for p in spec.patterns
+                        if p.replace("*", case_part).lower() in stems
+                    ),
                     None,
                 )
                 if found is None:

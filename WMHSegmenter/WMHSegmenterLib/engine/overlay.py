@@ -11,8 +11,12 @@ from .volume import Volume, publish_file
 
 
 def overlay_png(
-    image: Volume, labels: Volume, colors: dict[int, tuple[float, float, float]], path: str | Path,
-    overwrite: bool = False, opacity: float = 0.5,
+    image: Volume,
+    labels: Volume,
+    colors: dict[int, tuple[float, float, float]],
+    path: str | Path,
+    overwrite: bool = False,
+    opacity: float = 0.5,
 ) -> Path:
     """Axial slice (array axis 0) through the largest label area; grey image left, overlay right."""
     area = (labels.array > 0).sum(axis=(1, 2))

@@ -17,8 +17,8 @@ from .bundle import ModelBundle
 from .device import resolve_device
 from .errors import InputError
 from .postprocess import labels_from_probabilities, remove_small_components
-from .preprocessing import bounding_box, head_mask, zscore
-from .resampling import check_overlap, resample, working_grid
+from .preprocessing import PreparedCase, prepare_case
+from .resampling import resample
 from .volume import Geometry, Volume, read_image
 
 ProgressCallback = Callable[[str, float], None]
@@ -50,14 +50,6 @@ class Progress:
             self.callback(stage, overall)
 
 
-@dataclass
-class PreparedInput:
-    """The network's input and where it lies: the cropped working grid."""
-
-    image: np.ndarray  # (channels, z, y, x), normalized
-    geometry: Geometry  # of the cropped working grid
-
-
 class Predictor:
     """A loaded model with its inference settings; reuse it for many cases."""
 
@@ -68,12 +60,15 @@ class Predictor:
         mirror: bool | None = None,
         overlap: float | None = None,
         tile_batch: int | None = None,
+        network=None,
     ):
+        """``network``: an in-memory U-Net (training validation) instead of the bundle's weights."""
         import torch
 
         self.bundle = bundle
         self.device = torch.device(resolve_device(device))
-        self.network = bundle.load_network(str(self.device))
+        self.network = bundle.load_network(str(self.device)) if network is None else network.to(self.device)
+        self.network.eval()
         settings = bundle.inference
         self.patch_size = tuple(settings["patch_size_zyx"])
         self.overlap = float(settings.get("overlap", 0.5) if overlap is None else overlap)
@@ -137,24 +132,8 @@ class Predictor:
         prediction.timings = timings
         return prediction
 
-    def prepare(self, inputs: Mapping[str, Volume], sources: Mapping[str, str | Path]) -> PreparedInput:
-        names = self.bundle.input_names
-        reference = inputs[names[0]]
-        for name in names[1:]:
-            check_overlap(reference, inputs[name], sources[name])
-        geometry, shape = working_grid(reference, self.bundle.preprocessing.get("spacing_xyz_mm", (None,) * 3))
-        channels = [
-            resample(inputs[name], geometry, shape).array.astype(np.float32, copy=False) for name in names
-        ]
-        mask = head_mask(channels[0])
-        margin_mm = float(self.bundle.preprocessing.get("crop_margin_mm", 10.0))
-        margin = [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]]
-        box = bounding_box(mask, margin)
-        mask = mask[box]
-        image = np.stack([zscore(channel[box], mask) for channel in channels])
-        start_zyx = np.array([[b.start for b in box]])
-        cropped_origin = tuple(geometry.index_to_world(start_zyx)[0].tolist())
-        return PreparedInput(image, Geometry(geometry.spacing, cropped_origin, geometry.direction))
+    def prepare(self, inputs: Mapping[str, Volume], sources: Mapping[str, str | Path]) -> PreparedCase:
+        return prepare_case(inputs, self.bundle.input_names, self.bundle.preprocessing, sources)
 
     def run_network(
         self,

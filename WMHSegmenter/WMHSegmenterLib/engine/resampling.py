@@ -18,7 +18,9 @@ def grid_image(geometry: Geometry, shape_zyx) -> sitk.Image:
     return image
 
 
-def resample(volume: Volume, geometry: Geometry, shape_zyx, linear: bool = True, default: float = 0.0) -> Volume:
+def resample(
+    volume: Volume, geometry: Geometry, shape_zyx, linear: bool = True, default: float = 0.0
+) -> Volume:
     """``volume`` seen on another grid; points outside it get ``default``."""
     if volume.geometry.matches(geometry, tolerance=1e-6) and volume.shape == tuple(shape_zyx):
         return volume
@@ -44,7 +46,9 @@ def check_overlap(reference: Volume, other: Volume, other_source) -> None:
     overlap = np.clip(np.minimum(high_a, high_b) - np.maximum(low_a, low_b), 0, None)
     extent = np.maximum(high_a - low_a, 1e-6)
     if np.prod(overlap / extent) < 0.5:
-        raise InputError("does not overlap the reference modality in space (not co-registered?)", other_source)
+        raise InputError(
+            "does not overlap the reference modality in space (not co-registered?)", other_source
+        )
 
 
 def working_grid(volume: Volume, spacing_xyz) -> tuple[Geometry, tuple[int, int, int]]:

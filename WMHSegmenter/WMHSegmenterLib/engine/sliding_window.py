@@ -10,7 +10,7 @@ import torch
 
 from .errors import Cancelled
 
-#: Gaussian sigma as a fraction of the patch size; 1/8 is nnU-Net's choice (Isensee et al., Nat. Methods 2021).
+#: Gaussian sigma as a fraction of the patch size; 1/8 as in nnU-Net (Isensee et al., Nat. Methods 2021).
 SIGMA_FRACTION = 1 / 8
 
 
@@ -34,8 +34,10 @@ def tile_starts(size: int, patch: int, overlap: float) -> list[int]:
     return [int(round(i * (size - patch) / (count - 1))) for i in range(count)]
 
 
-def fitted_patch_size(shape: Sequence[int], patch_size: Sequence[int], divisor: Sequence[int]) -> tuple[int, ...]:
-    """Shrink the patch along axes where the volume is smaller, keeping it divisible by the network's stride."""
+def fitted_patch_size(
+    shape: Sequence[int], patch_size: Sequence[int], divisor: Sequence[int]
+) -> tuple[int, ...]:
+    """Shrink the patch where the volume is smaller, keeping it divisible by the network's stride."""
     return tuple(min(p, int(np.ceil(s / d)) * d) for s, p, d in zip(shape, patch_size, divisor))
 
 
@@ -64,9 +66,7 @@ def predict_sliding_window(
     if any(after for _, after in pad):
         flat_pad = [value for axis in reversed(pad) for value in axis]
         image = torch.nn.functional.pad(image, flat_pad)
-    starts = list(
-        itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded_shape, patch_size)))
-    )
+    starts = list(itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded_shape, patch_size))))
     weights = gaussian_importance(patch_size, device)
     probabilities = None
     weight_sum = torch.zeros(padded_shape, device=device)
