@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.labels import (
     BRATS2018,
@@ -141,7 +140,9 @@ def test_hd95_uses_world_mm_on_anisotropic_oblique_grids():
     reference = np.zeros((4, 6, 8), np.uint8)
     prediction = np.zeros((4, 6, 8), np.uint8)
     reference[1, 2, 2], prediction[2, 2, 2] = 1, 1
-    result = evaluate_brats(volume(reference, (0.8, 0.8, 2.5), tilted), volume(prediction, (0.8, 0.8, 2.5), tilted))
+    result = evaluate_brats(
+        volume(reference, (0.8, 0.8, 2.5), tilted), volume(prediction, (0.8, 0.8, 2.5), tilted)
+    )
     assert result["wt_hd95"] == pytest.approx(2.5) and result["tc_hd95"] == pytest.approx(2.5)
     assert result["wt_dice"] == 0.0
 

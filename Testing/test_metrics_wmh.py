@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
 from WMHSegmenterLib.engine.metrics.surface import in_plane_boundary, surface_3d
@@ -52,28 +51,30 @@ def test_single_voxel_distance_uses_anisotropic_spacing_in_mm():
     # one voxel each, 3 voxels apart in x with x-spacing 0.5 mm: 3 * 0.5 = 1.5 mm both ways
     reference = mask((1, 2, 2))
     prediction = mask((1, 2, 5))
-    assert evaluate_wmh(volume(reference, spacing=(0.5, 1.0, 3.0)), volume(prediction, spacing=(0.5, 1.0, 3.0)))[
-        "hd95"
-    ] == pytest.approx(1.5)
+    assert evaluate_wmh(
+        volume(reference, spacing=(0.5, 1.0, 3.0)), volume(prediction, spacing=(0.5, 1.0, 3.0))
+    )["hd95"] == pytest.approx(1.5)
     # one slice apart with 3 mm slices: 3.0 mm
     prediction = mask((2, 2, 2))
-    assert evaluate_wmh(volume(reference, spacing=(0.5, 1.0, 3.0)), volume(prediction, spacing=(0.5, 1.0, 3.0)))[
-        "hd95"
-    ] == pytest.approx(3.0)
+    assert evaluate_wmh(
+        volume(reference, spacing=(0.5, 1.0, 3.0)), volume(prediction, spacing=(0.5, 1.0, 3.0))
+    )["hd95"] == pytest.approx(3.0)
 
 
 def test_hd95_on_an_oblique_grid_is_measured_in_world_mm():
     # grid rotated 30 degrees about z, shifted origin; 2 voxels apart in y (1.5 mm) and 4 in x (0.5 mm):
     # offsets 3.0 mm and 2.0 mm -> sqrt(9 + 4) = sqrt(13) = 3.6056 mm; a rotation keeps distances
     c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
-    oblique = dict(spacing=(0.5, 1.5, 2.0), origin=(-12.0, 40.0, 7.5), direction=(c, -s, 0, s, c, 0, 0, 0, 1.0))
+    oblique = dict(
+        spacing=(0.5, 1.5, 2.0), origin=(-12.0, 40.0, 7.5), direction=(c, -s, 0, s, c, 0, 0, 0, 1.0)
+    )
     reference = volume(mask((1, 2, 2)), **oblique)
     prediction = volume(mask((1, 4, 6)), **oblique)
     assert evaluate_wmh(reference, prediction)["hd95"] == pytest.approx(math.sqrt(13))
 
 
 def test_hd95_is_the_linearly_interpolated_95th_percentile():
-    # reference: a row of 11 voxels (x = 0..10, y = 1); prediction: the same row plus one voxel at y = 5, x = 0.
+    # reference: a row of 11 voxels (x = 0..10, y = 1); prediction: the same row plus a voxel at y = 5, x = 0.
     # Every voxel of a 1-voxel-wide row is on its boundary. Prediction -> reference distances: 11 zeros and
     # 4 mm; sorted, the 95th percentile sits at position 0.95 * 11 = 10.45: 0 + 0.45 * (4 - 0) = 1.8 mm.
     # Reference -> prediction distances are all 0, so HD95 = max(1.8, 0) = 1.8 mm.
@@ -179,7 +180,7 @@ def test_float_and_integer_references_give_identical_results():
     from_integer = evaluate_wmh(volume(integer_reference), volume(prediction))
     from_float = evaluate_wmh(volume(float_reference), volume(prediction))
     assert from_integer == from_float
-    # TP = 1 ((1,2,2)); (2,2,2) lies on label 2 and is dropped; FP = 1 ((0,0,0)); FN = 2 -> Dice 2/(2+1+2) = 0.4
+    # TP = 1 (1,2,2); (2,2,2) lies on label 2 and is dropped; FP = 1 (0,0,0); FN = 2 -> Dice 2/(2+1+2) = 0.4
     assert from_integer["dice"] == pytest.approx(0.4)
 
 

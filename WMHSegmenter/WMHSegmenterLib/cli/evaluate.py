@@ -11,6 +11,7 @@ import logging
 import re
 from pathlib import Path
 
+from ..engine.cases import image_stem
 from ..engine.errors import InputError
 from ..engine.labels import AUTO, CONVENTIONS
 from ..engine.metrics import evaluate_brats, evaluate_wmh
@@ -20,7 +21,6 @@ from ..engine.volume import check_output_path, read_volume
 log = logging.getLogger("wmhseg")
 
 TASKS = ("wmh", "brats")
-IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 #: Words that mark a file as a label map; stripped from file names to get the case id.
 LABEL_WORDS = ("seg", "mask", "wmh", "lesions", "pred", "prediction")
 _LABEL_SUFFIX = re.compile(r"[_-](?:" + "|".join(LABEL_WORDS) + r")$", re.IGNORECASE)
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
         "evaluate",
         help="score predictions against reference segmentations (WMH challenge or BraTS metrics)",
         description=(
-            "Score predictions against references. WMH: Dice, HD95 (mm), AVD (%%), lesion recall, "
+            "Score predictions against references. WMH: Dice, HD95 (mm), AVD (%), lesion recall, "
             "precision and F1 as the MICCAI 2017 WMH challenge defines them (reference label 2 excluded). "
             "BraTS: Dice, HD95 (mm), sensitivity, specificity and volumes of WT, TC and ET."
         ),
@@ -92,11 +92,7 @@ def case_id(path: Path) -> str:
 
     A generic name (``wmh.nii.gz``, ``lesions.nii.gz``) says nothing of the case: the folder's name is used.
     """
-    name = path.name
-    for extension in IMAGE_EXTENSIONS:
-        if name.lower().endswith(extension):
-            name = name[: -len(extension)]
-            break
+    name = image_stem(path.name) or path.name
     while _LABEL_SUFFIX.search(name):
         name = _LABEL_SUFFIX.sub("", name)
     return path.resolve().parent.name if name.lower() in LABEL_WORDS else name
@@ -137,12 +133,12 @@ def _label_map_in(case_folder: Path) -> Path | None:
 
 
 def _looks_like_label_map(path: Path) -> bool:
-    stem = path.name[: -len(next(e for e in IMAGE_EXTENSIONS if path.name.lower().endswith(e)))]
+    stem = image_stem(path.name) or ""
     return stem.lower() in LABEL_WORDS or bool(_LABEL_SUFFIX.search(stem))
 
 
 def _is_image(path: Path) -> bool:
-    return path.name.lower().endswith(IMAGE_EXTENSIONS)
+    return image_stem(path.name) is not None
 
 
 def _check_options(args: argparse.Namespace) -> None:

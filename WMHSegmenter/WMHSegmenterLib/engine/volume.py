@@ -7,9 +7,12 @@ conversion expect. Keeping one convention everywhere is what keeps outputs on th
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import struct
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +75,11 @@ class Volume:
         return tuple(self.array.shape[-3:])
 
     def to_sitk(self) -> sitk.Image:
-        if self.array.ndim == 4:
-            image = sitk.GetImageFromArray(np.moveaxis(self.array, 0, -1), isVector=True)
+        array = self.array.astype(np.uint8) if self.array.dtype == bool else self.array
+        if array.ndim == 4:
+            image = sitk.GetImageFromArray(np.moveaxis(array, 0, -1), isVector=True)
         else:
-            image = sitk.GetImageFromArray(self.array)
+            image = sitk.GetImageFromArray(array)
         image.SetSpacing(self.geometry.spacing)
         image.SetOrigin(self.geometry.origin)
         image.SetDirection(self.geometry.direction)
@@ -100,6 +104,8 @@ def read_volume(path: str | Path) -> Volume:
         raise InputError("file not found", path)
     if not os.access(path, os.R_OK):
         raise InputError("file is not readable (permission denied)", path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_spacing(path)
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -185,6 +191,25 @@ def _publish(temporary: Path, path: Path, overwrite: bool) -> None:
         os.link(temporary, path)  # fails if the target appeared meanwhile: never clobbers
     except FileExistsError:
         raise InputError("output exists (use --overwrite to replace it)", path) from None
+
+
+def _check_nifti_spacing(path: Path) -> None:
+    """ITK silently replaces zero or negative NIfTI voxel sizes with 1 mm; refuse them instead."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            header = handle.read(348)
+    except (OSError, EOFError, zlib.error):
+        raise InputError("not a readable image (corrupt or truncated file)", path) from None
+    if len(header) < 348:
+        raise InputError("not a readable image (truncated NIfTI header)", path)
+    for order in "<>":
+        if struct.unpack(order + "i", header[:4])[0] == 348:
+            dims = struct.unpack(order + "8h", header[40:56])
+            pixdim = struct.unpack(order + "8f", header[76:108])
+            spatial = [pixdim[i] for i in range(1, min(dims[0], 3) + 1)]
+            if any(not np.isfinite(v) or v <= 0 for v in spatial):
+                raise InputError(f"voxel spacing must be positive, got {tuple(round(v, 4) for v in spatial)}", path)
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:

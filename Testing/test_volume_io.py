@@ -1,0 +1,89 @@
+"""Volumes keep their geometry through every file format, and outputs are written atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import blob_volume, oblique_geometry
+
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume, write_volume
+
+
+@pytest.mark.parametrize("extension", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_oblique_anisotropic_geometry_round_trips_through_each_format(tmp_path, extension):
+    volume = blob_volume(geometry=oblique_geometry())
+    path = write_volume(volume, tmp_path / f"image{extension}")
+    again = read_volume(path)
+    assert again.geometry.matches(volume.geometry, tolerance=1e-5)
+    np.testing.assert_array_equal(again.array, volume.array)
+
+
+def test_written_file_carries_the_geometry_it_was_read_with_to_float32_precision(tmp_path):
+    # NIfTI stores its affine as float32: a re-written oblique header may differ in the last bit (~3e-8 mm)
+    original = write_volume(blob_volume(geometry=oblique_geometry()), tmp_path / "in.nii.gz")
+    volume = read_volume(original)
+    copy = read_volume(write_volume(volume.with_array(volume.array > 100), tmp_path / "out.nii.gz"))
+    assert copy.shape == volume.shape
+    assert copy.geometry.matches(volume.geometry, tolerance=1e-6)
+
+
+def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
+    volume = blob_volume(shape=(5, 16, 12), geometry=oblique_geometry(spacing=(0.8, 0.8, 2.5), degrees=0))
+    image = sitk.Cast(volume.to_sitk(), sitk.sitkInt16)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(image.GetDepth()):
+        slice_image = image[:, :, k]
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        tags = {
+            "0008|0060": "MR",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.2",
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(map(str, position)),
+            "0020|0037": "\\".join(map(str, volume.geometry.direction[0::3][:3] + volume.geometry.direction[1::3][:3])),
+            "0018|0050": "2.5",
+            "0028|0030": "0.8\\0.8",
+        }
+        for tag, value in tags.items():
+            slice_image.SetMetaData(tag, value)
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_image)
+    read = read_volume(folder)
+    assert read.shape == volume.shape
+    assert read.geometry.matches(volume.geometry, tolerance=1e-3)
+
+
+def test_few_non_finite_voxels_are_zeroed_with_a_warning(caplog):
+    volume = blob_volume()
+    volume.array[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    checked = read_image_from(volume, caplog)
+    assert np.isfinite(checked.array).all()
+    assert "3 NaN/infinite voxels set to 0" in caplog.text
+
+
+def read_image_from(volume: Volume, caplog):
+    from WMHSegmenterLib.engine.volume import check_image
+
+    with caplog.at_level("WARNING", logger="wmhseg"):
+        return check_image(volume, "scan.nii.gz")
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path):
+    target = tmp_path / "mask.nii.gz"
+    target.write_bytes(b"user's earlier work")
+    with pytest.raises(InputError, match="output exists"):
+        write_volume(blob_volume(), target)
+    assert target.read_bytes() == b"user's earlier work"
+    write_volume(blob_volume(), target, overwrite=True)
+    assert read_image(target).shape == blob_volume().shape
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path):
+    with pytest.raises(InputError, match="output must end in"):
+        write_volume(blob_volume(), tmp_path / "mask.png")
+    assert list(tmp_path.iterdir()) == []
