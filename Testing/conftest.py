@@ -26,8 +26,15 @@ def blob_volume(shape=(12, 40, 36), geometry: Geometry | None = None, seed: int 
     return Volume(image.astype(np.float32), geometry or Geometry.identity())
 
 
-def make_bundle(folder, task: str = "wmh", features=(4, 8), patch=(16, 16, 16), spacing=(None, None, None),
-                seed: int = 0, **inference):
+def make_bundle(
+    folder,
+    task: str = "wmh",
+    features=(4, 8),
+    patch=(16, 16, 16),
+    spacing=(None, None, None),
+    seed: int = 0,
+    **inference,
+):
     """A real bundle (safetensors + model.json with sha256) around a freshly initialised U-Net."""
     import torch
 

@@ -43,7 +43,9 @@ def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
             "0020|000e": "1.2.826.0.1.3680043.2.1125.2",
             "0020|0013": str(k + 1),
             "0020|0032": "\\".join(map(str, position)),
-            "0020|0037": "\\".join(map(str, volume.geometry.direction[0::3][:3] + volume.geometry.direction[1::3][:3])),
+            "0020|0037": "\\".join(
+                map(str, volume.geometry.direction[0::3][:3] + volume.geometry.direction[1::3][:3])
+            ),
             "0018|0050": "2.5",
             "0028|0030": "0.8\\0.8",
         }

@@ -44,10 +44,11 @@ def find_cases(folder: str | Path, bundle: ModelBundle) -> list[Case]:
         subdirectories.sort()
         stems = {image_stem(f).lower(): Path(directory) / f for f in sorted(files) if image_stem(f)}
         for stem, path in stems.items():
-            case_part = _match(stem, reference.patterns)
-            if case_part is None:
+            span = _match(stem, reference.patterns)
+            if span is None:
                 continue
-            case_id = case_part or _folder_case_id(Path(directory), folder)
+            case_part, original_case = stem[span], image_stem(path.name)[span]
+            case_id = original_case or _folder_case_id(Path(directory), folder)
             case = cases.setdefault(case_id, Case(case_id))
             case.paths[reference.name] = path
             for spec in others:
@@ -66,13 +67,13 @@ def find_cases(folder: str | Path, bundle: ModelBundle) -> list[Case]:
     return sorted(cases.values(), key=lambda c: c.id)
 
 
-def _match(stem: str, patterns: tuple[str, ...]) -> str | None:
-    """The text ``*`` stands for in the first pattern that matches ``stem``."""
+def _match(stem: str, patterns: tuple[str, ...]) -> slice | None:
+    """Where the text ``*`` stands for lies in ``stem``, by the first pattern that matches."""
     for pattern in patterns:
         lowered = pattern.lower()
         if fnmatch.fnmatchcase(stem, lowered):
             prefix, _, suffix = lowered.partition("*")
-            return stem[len(prefix) : len(stem) - len(suffix)]
+            return slice(len(prefix), len(stem) - len(suffix))
     return None
 
 

@@ -104,13 +104,15 @@ def read_volume(path: str | Path) -> Volume:
         raise InputError("file not found", path)
     if not os.access(path, os.R_OK):
         raise InputError("file is not readable (permission denied)", path)
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti_spacing(path)
+    nifti = path.name.lower().endswith((".nii", ".nii.gz"))
+    nonfinite = _scan_nifti(path) if nifti else 0
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"not a readable image ({_first_line(error)})", path) from None
-    return Volume.from_sitk(_as_3d_scalar(image, path))
+    volume = Volume.from_sitk(_as_3d_scalar(image, path))
+    _report_nonfinite(nonfinite, volume.array.size, path)  # ITK has already zeroed them in NIfTI files
+    return volume
 
 
 def read_image(path: str | Path) -> Volume:
@@ -129,10 +131,7 @@ def check_image(volume: Volume, source: str | Path) -> Volume:
     finite = np.isfinite(volume.array)
     nonfinite = volume.array.size - int(np.count_nonzero(finite))
     if nonfinite:
-        fraction = nonfinite / volume.array.size
-        if fraction > MAX_NONFINITE_FRACTION:
-            raise InputError(f"{fraction:.0%} of voxels are NaN or infinite", source)
-        log.warning("%s: %d NaN/infinite voxels set to 0", source, nonfinite)
+        _report_nonfinite(nonfinite, volume.array.size, source)
         volume = volume.with_array(np.where(finite, volume.array, 0).astype(np.float32))
     if not np.any(volume.array):
         raise InputError("image is all zeros", source)
@@ -193,23 +192,49 @@ def _publish(temporary: Path, path: Path, overwrite: bool) -> None:
         raise InputError("output exists (use --overwrite to replace it)", path) from None
 
 
-def _check_nifti_spacing(path: Path) -> None:
-    """ITK silently replaces zero or negative NIfTI voxel sizes with 1 mm; refuse them instead."""
+def _scan_nifti(path: Path) -> int:
+    """Check what ITK lets pass silently, and count non-finite voxels, which ITK silently zeroes.
+
+    ITK substitutes 1 mm for zero or negative voxel sizes and reads zeros past the end of a
+    truncated file: both would give a plausible-looking, wrong result. Returns the number of
+    NaN/infinite voxels so the caller can apply the same policy as for other formats.
+    """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             header = handle.read(348)
+            order = next(
+                (o for o in "<>" if len(header) == 348 and struct.unpack(o + "i", header[:4])[0] == 348), None
+            )
+            if order is None:
+                raise InputError("not a readable image (not a NIfTI-1 header)", path)
+            dims = struct.unpack(order + "8h", header[40:56])
+            datatype, bits_per_voxel = struct.unpack(order + "2h", header[70:74])
+            pixdim = struct.unpack(order + "8f", header[76:108])
+            handle.read(max(int(struct.unpack(order + "f", header[108:112])[0]) - 348, 0))
+            voxels = int(np.prod([max(d, 1) for d in dims[1 : dims[0] + 1]]))
+            dtype = {16: np.dtype(order + "f4"), 64: np.dtype(order + "f8")}.get(datatype)
+            data_bytes, nonfinite = 0, 0
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                data_bytes += len(chunk)
+                if dtype is not None:
+                    usable = len(chunk) - len(chunk) % dtype.itemsize
+                    nonfinite += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
     except (OSError, EOFError, zlib.error):
         raise InputError("not a readable image (corrupt or truncated file)", path) from None
-    if len(header) < 348:
-        raise InputError("not a readable image (truncated NIfTI header)", path)
-    for order in "<>":
-        if struct.unpack(order + "i", header[:4])[0] == 348:
-            dims = struct.unpack(order + "8h", header[40:56])
-            pixdim = struct.unpack(order + "8f", header[76:108])
-            spatial = [pixdim[i] for i in range(1, min(dims[0], 3) + 1)]
-            if any(not np.isfinite(v) or v <= 0 for v in spatial):
-                raise InputError(f"voxel spacing must be positive, got {tuple(round(v, 4) for v in spatial)}", path)
+    if data_bytes < voxels * bits_per_voxel // 8:
+        raise InputError("not a readable image (file is truncated)", path)
+    spatial = [pixdim[i] for i in range(1, min(dims[0], 3) + 1)]
+    if any(not np.isfinite(v) or v <= 0 for v in spatial):
+        raise InputError(f"voxel spacing must be positive, got {tuple(round(v, 4) for v in spatial)}", path)
+    return nonfinite
+
+
+def _report_nonfinite(count: int, total: int, source: str | Path) -> None:
+    if count / total > MAX_NONFINITE_FRACTION:
+        raise InputError(f"{count / total:.0%} of voxels are NaN or infinite", source)
+    if count:
+        log.warning("%s: %d NaN/infinite voxels set to 0", source, count)
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:

@@ -1,0 +1,229 @@
+"""Run configurations: YAML files merged over defaults, checked before any data is touched.
+
+Every key a run may use is listed in DEFAULTS; a key that is not there is an error, because a typo
+in a hyper-parameter name would otherwise train silently with the default value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from WMHSegmenterLib.engine.errors import InputError
+
+#: Relative paths in a config are relative to the repository (the folder holding Training/).
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+
+TASKS = ("wmh", "brats")
+LAYOUTS = ("wmh2017", "brats", "csv", "folder")
+LOSS_TERMS = ("dice", "jaccard", "ce")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("poly", "cosine", "constant")
+
+DEFAULTS: dict[str, Any] = {
+    "task": "wmh",
+    "data": {
+        "layout": "folder",
+        "root": None,
+        "inputs": None,  # modality names, the first is the reference grid; None: the task's inputs
+        "label_file": "lesions",  # folder layout: <case>/<label_file>.nii.gz
+        "image_files": None,  # folder layout: modality -> file stem; None: the modality's name
+        "folds": 5,
+        "fold": 0,  # 0..folds-1, or "all": train on every case and validate on the training cases
+        "split_seed": 0,
+    },
+    "preprocessing": {"spacing_xyz_mm": [1.0, 1.0, 1.0], "crop_margin_mm": 10.0},
+    "network": {
+        "features": [16, 32, 64, 128],
+        "kernel_sizes": None,
+        "strides": None,
+        "convs_per_block": 2,
+        "norm": "instance",
+        "activation": "leakyrelu",
+        "residual": False,
+        "deep_supervision": True,
+    },
+    "training": {
+        "seed": 0,
+        "epochs": 100,
+        "iterations_per_epoch": 250,
+        "batch_size": 2,
+        "patch_size_zyx": [96, 96, 96],
+        "foreground_fraction": 0.33,
+        "loss": "dice+ce",
+        "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.99, "weight_decay": 3e-5},
+        "schedule": {"name": "poly", "exponent": 0.9, "warmup_iterations": 0},
+        "gradient_clip_norm": 12.0,
+        "amp": True,
+        "workers": 0,
+    },
+    "augmentation": {
+        "enabled": True,
+        "context_fraction": 0.125,
+        "affine": {"p": 0.2, "degrees": 15.0, "scales": [0.85, 1.25]},
+        "elastic": {"p": 0.05, "control_points": 7, "max_displacement_mm": 6.0},
+        "flip": {"p": 0.5, "axes": [0, 1, 2]},
+        "gamma": {"p": 0.3, "log_gamma": [-0.3, 0.3]},
+        "noise": {"p": 0.1, "std": [0.0, 0.1]},
+        "blur": {"p": 0.1, "std_mm": [0.5, 1.0]},
+        "bias_field": {"p": 0.1, "coefficients": 0.3},
+        "slice_thickness": {"p": 0.2, "axes": [0, 1, 2], "downsampling": [1.5, 5.0]},
+    },
+    "validation": {"every_epochs": 5, "max_cases": None, "overlap": 0.25, "mirror": False},
+    "inference": {"overlap": 0.5, "tile_batch": 1, "mirror": False, "min_component_voxels": 0},
+    "output": {"runs_dir": "runs", "name": None, "cache_dir": None},
+}
+
+#: Keys whose value is a free-form mapping (not checked key by key against DEFAULTS).
+FREE_FORM = {("data", "image_files")}
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The config file merged over DEFAULTS, then ``key.path=value`` overrides (values parsed as YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path)
+    try:
+        user = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"not valid YAML ({str(error).splitlines()[0]})", path) from None
+    if not isinstance(user, dict):
+        raise InputError("a config must be a mapping of sections", path)
+    config = merge(DEFAULTS, user, source=path)
+    for override in overrides:
+        apply_override(config, override)
+    if config["output"]["name"] is None:
+        config["output"]["name"] = path.stem
+    return config
+
+
+def merge(defaults: Mapping[str, Any], user: Mapping[str, Any], source: Path | None = None, prefix=()):
+    """A deep copy of ``defaults`` with ``user`` values put in; unknown keys are errors."""
+    merged = copy.deepcopy(dict(defaults))
+    for key, value in user.items():
+        where = (*prefix, key)
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1)
+            hint = f" (did you mean {'.'.join((*prefix, close[0]))}?)" if close else ""
+            raise InputError(f"unknown config key {'.'.join(map(str, where))}{hint}", source)
+        if isinstance(defaults[key], dict) and where not in FREE_FORM:
+            if not isinstance(value, dict):
+                raise InputError(f"config key {'.'.join(where)} must be a mapping", source)
+            merged[key] = merge(defaults[key], value, source, where)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_override(config: dict[str, Any], override: str) -> None:
+    """Set one ``section.key=value`` (``--set training.epochs=2``) after checking the key exists."""
+    key, separator, text = override.partition("=")
+    if not separator:
+        raise InputError(f"--set needs key=value, got {override!r}")
+    *parents, leaf = key.strip().split(".")
+    user: dict[str, Any] = {leaf: yaml.safe_load(text)}
+    for parent in reversed(parents):
+        user = {parent: user}
+    config.update(merge(config, user))
+
+
+def resolve_paths(config: dict[str, Any], base: Path = REPOSITORY_ROOT) -> dict[str, Any]:
+    """Absolute data, runs and cache paths, so the stored config means the same from any folder."""
+    resolved = copy.deepcopy(config)
+    data, output = resolved["data"], resolved["output"]
+    if data["root"] is None:
+        raise InputError("config needs data.root (or give --data)")
+    data["root"] = str((base / Path(data["root"]).expanduser()).resolve())
+    output["runs_dir"] = str((base / Path(output["runs_dir"]).expanduser()).resolve())
+    if output["cache_dir"] is None:
+        output["cache_dir"] = str(Path(output["runs_dir"]) / "cache")
+    output["cache_dir"] = str((base / Path(output["cache_dir"]).expanduser()).resolve())
+    return resolved
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse a run that could not finish or would not mean what it says, before reading any data."""
+    from .metadata import network_config
+
+    training, data = config["training"], config["data"]
+    _require(config["task"] in TASKS, f"task must be one of {TASKS}, got {config['task']!r}")
+    _require(data["layout"] in LAYOUTS, f"data.layout must be one of {LAYOUTS}, got {data['layout']!r}")
+    _require(
+        _is_int(data["folds"]) and data["folds"] >= 2,
+        f"data.folds must be an integer >= 2, got {data['folds']!r}",
+    )
+    _require(
+        data["fold"] == "all" or (_is_int(data["fold"]) and 0 <= data["fold"] < data["folds"]),
+        f"data.fold must be 0..{data['folds'] - 1} or 'all', got {data['fold']!r}",
+    )
+    for key in ("epochs", "iterations_per_epoch", "batch_size"):
+        _require(_is_int(training[key]) and training[key] >= 1, f"training.{key} must be a positive integer")
+    _require(_is_int(training["workers"]) and training["workers"] >= 0, "training.workers must be >= 0")
+    _require(0 <= float(training["foreground_fraction"]) <= 1, "training.foreground_fraction must be in [0, 1]")
+    terms = loss_terms(training["loss"])
+    _require(bool(terms), f"training.loss must join {LOSS_TERMS} with '+', got {training['loss']!r}")
+    _require(
+        training["optimizer"]["name"] in OPTIMIZERS, f"training.optimizer.name must be one of {OPTIMIZERS}"
+    )
+    _require(training["schedule"]["name"] in SCHEDULES, f"training.schedule.name must be one of {SCHEDULES}")
+    _require(
+        _is_int(config["validation"]["every_epochs"]) and config["validation"]["every_epochs"] >= 1,
+        "validation.every_epochs must be a positive integer",
+    )
+    spacing = config["preprocessing"]["spacing_xyz_mm"]
+    _require(
+        isinstance(spacing, list)
+        and len(spacing) == 3
+        and all(s is None or (isinstance(s, int | float) and s > 0) for s in spacing),
+        "preprocessing.spacing_xyz_mm must be three positive numbers (or null to keep the input's)",
+    )
+    patch = training["patch_size_zyx"]
+    _require(
+        isinstance(patch, list) and len(patch) == 3 and all(_is_int(p) and p > 0 for p in patch),
+        "training.patch_size_zyx must be three positive integers",
+    )
+    try:
+        unet = network_config(config)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"network section: {error}") from None
+    stride = unet.total_stride
+    _require(
+        all(p % s == 0 for p, s in zip(patch, stride)),
+        f"training.patch_size_zyx {patch} must be divisible by the network's total stride {list(stride)}",
+    )
+
+
+def loss_terms(loss: str) -> tuple[str, ...]:
+    """``"dice+ce"`` -> ("dice", "ce"); empty when any part is not a known term."""
+    terms = tuple(part.strip() for part in str(loss).split("+"))
+    return terms if terms and all(term in LOSS_TERMS for term in terms) else ()
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(config), sort_keys=False)
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ: what stops a resume from continuing the same run."""
+    changed = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += differences(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InputError(message)

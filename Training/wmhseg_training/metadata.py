@@ -1,0 +1,77 @@
+"""From a run's config to the engine's objects: the U-Net's configuration and the bundle's model.json.
+
+Validation and export build the same metadata here, so the model scored during training is the model
+that ships.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.tasks import task_metadata
+from WMHSegmenterLib.engine.unet import UNetConfig
+
+#: Modalities a task may add to its own inputs, with the patterns `wmhseg segment --input-dir` uses.
+EXTRA_INPUTS = {
+    "wmh": {"t1": {"name": "t1", "description": "T1", "patterns": ["*_t1", "*t1"]}},
+    "brats": {},
+}
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def input_names(config: Mapping[str, Any]) -> list[str]:
+    """The modalities the network reads, in channel order; the first one is the reference grid."""
+    task_inputs = [spec["name"] for spec in task_metadata(config["task"])["inputs"]]
+    return list(config["data"]["inputs"] or task_inputs)
+
+
+def input_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    task = config["task"]
+    known = {spec["name"]: spec for spec in task_metadata(task)["inputs"]} | EXTRA_INPUTS[task]
+    names = input_names(config)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InputError(f"data.inputs: {task} models take {', '.join(known)}, not {', '.join(unknown)}")
+    reference = task_metadata(task)["inputs"][0]["name"]
+    if names[0] != reference:
+        raise InputError(f"data.inputs must start with {reference}, the modality that defines the grid")
+    if len(set(names)) != len(names):
+        raise InputError("data.inputs lists a modality twice")
+    return [copy.deepcopy(known[name]) for name in names]
+
+
+def output_channel_count(task: str) -> int:
+    return len(task_metadata(task)["outputs"]["channels"])
+
+
+def network_config(config: Mapping[str, Any], deep_supervision: bool | None = None) -> UNetConfig:
+    """The U-Net of this run; export switches deep supervision off (its extra heads only help training)."""
+    network = dict(config["network"])
+    if deep_supervision is not None:
+        network["deep_supervision"] = deep_supervision
+    for key in ("kernel_sizes", "strides"):
+        if network[key] is not None:
+            network[key] = tuple(tuple(level) for level in network[key])
+    network["features"] = tuple(network["features"])
+    return UNetConfig(
+        in_channels=len(input_names(config)), out_channels=output_channel_count(config["task"]), **network
+    )
+
+
+def bundle_metadata(config: Mapping[str, Any], model_id: str, version: str = "0.0.0") -> dict[str, Any]:
+    """model.json content except weights and training provenance (export adds those)."""
+    meta = task_metadata(config["task"])
+    meta["inputs"] = input_specs(config)
+    meta.update(
+        id=model_id,
+        version=version,
+        preprocessing=copy.deepcopy(config["preprocessing"]),
+        network=network_config(config, deep_supervision=False).to_dict(),
+        inference={"patch_size_zyx": list(config["training"]["patch_size_zyx"]), **config["inference"]},
+        weights={"file": WEIGHTS_FILE, "sha256": ""},
+        training={"trained": False},
+    )
+    return meta
