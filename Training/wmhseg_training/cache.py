@@ -1,0 +1,195 @@
+"""Preprocessed cases on disk, so epochs read patches from memory-mapped .npy files instead of NIfTI.
+
+A case is preprocessed by the engine's ``prepare_case``, the very function the predictor calls, so the
+network trains on exactly the images it will see in use. An entry's folder name carries a hash of
+everything that could change its content (the files' sizes and modification times, the preprocessing
+settings, the engine's preprocessing code); a stale entry is never read, only replaced. Entries are
+built in a temporary folder and renamed into place, so a killed run leaves no half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
+from WMHSegmenterLib.engine import resampling as engine_resampling
+from WMHSegmenterLib.engine.preprocessing import prepare_case
+from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume
+
+from .datasets import CaseFiles, checked_labels
+
+CACHE_FORMAT = 1
+#: Foreground voxels remembered per class for oversampling; a random subset is as good as all of them.
+MAX_FOREGROUND_POINTS = 10_000
+FOREGROUND_CLASSES = {"wmh": (1,), "brats": (1, 2, 4)}
+META_FILE = "meta.json"
+
+
+@dataclass
+class CachedCase:
+    """A preprocessed case; its arrays are opened (memory-mapped) on first use in each process."""
+
+    id: str
+    folder: Path
+    shape_zyx: tuple[int, int, int]
+    spacing_xyz: tuple[float, float, float]
+    foreground_classes: tuple[int, ...]
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        """(channels, z, y, x) float32, z-scored."""
+        return self._array("image")
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(z, y, x) uint8; BraTS in the 2018 convention, WMH with 2 = ignored."""
+        return self._array("labels")
+
+    def foreground(self, label: int) -> np.ndarray:
+        """(N, 3) voxel indices (z, y, x) of ``label``."""
+        return self._array(f"foreground_{label}")
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r")
+        return self._arrays[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # data-loader workers re-open the maps themselves instead of receiving copies of the arrays
+        return {**self.__dict__, "_arrays": {}}
+
+
+def preprocessing_code_digest() -> str:
+    """Changes whenever the engine's preprocessing changes, which must invalidate every cached case."""
+    digest = hashlib.sha256()
+    for module in (engine_preprocessing, engine_resampling):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(
+    case: CaseFiles, task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any], code: str
+) -> str:
+    files = [case.images[name] for name in input_names] + [case.label]
+    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    content = {
+        "format": CACHE_FORMAT,
+        "task": task,
+        "inputs": list(input_names),
+        "files": stamp,
+        "preprocessing": dict(preprocessing),
+        "code": code,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_build(
+    cases: Sequence[CaseFiles],
+    cache_dir: Path,
+    task: str,
+    input_names: Sequence[str],
+    preprocessing: Mapping[str, Any],
+    build: bool = True,
+    on_case: Callable[[str, bool], None] | None = None,
+) -> list[CachedCase]:
+    """Every case from the cache, preprocessing those missing or stale (when ``build``).
+
+    ``on_case(case_id, built)`` reports progress. With ``build=False`` (ranks other than 0, which
+    wait for rank 0 to fill the cache) a missing entry is an error.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    code = preprocessing_code_digest()
+    loaded = []
+    for case in cases:
+        folder = cache_dir / f"{_safe_name(case.id)}-{cache_key(case, task, input_names, preprocessing, code)}"
+        built = not (folder / META_FILE).is_file()
+        if built:
+            if not build:
+                raise RuntimeError(f"cache entry {folder} missing after rank 0 built the cache")
+            _build_entry(case, folder, task, input_names, preprocessing)
+        loaded.append(_open_entry(folder))
+        if on_case is not None:
+            on_case(case.id, built)
+    return loaded
+
+
+def _build_entry(
+    case: CaseFiles, folder: Path, task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any]
+) -> None:
+    images = {name: read_image(case.images[name]) for name in input_names}
+    label_volume = read_volume(case.label)
+    labels = checked_labels(label_volume.array, task, case.label)
+    prepared = prepare_case(
+        images,
+        input_names,
+        preprocessing,
+        sources={name: str(path) for name, path in case.images.items()},
+        labels=Volume(labels, label_volume.geometry),
+    )
+    temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
+    temporary.mkdir()
+    try:
+        np.save(temporary / "image.npy", prepared.image.astype(np.float32, copy=False))
+        np.save(temporary / "labels.npy", prepared.labels.astype(np.uint8, copy=False))
+        present = []
+        rng = np.random.default_rng(0)
+        for label in FOREGROUND_CLASSES[task]:
+            points = np.argwhere(prepared.labels == label).astype(np.int32)
+            if len(points) > MAX_FOREGROUND_POINTS:
+                points = points[np.sort(rng.choice(len(points), MAX_FOREGROUND_POINTS, replace=False))]
+            np.save(temporary / f"foreground_{label}.npy", points)
+            if len(points):
+                present.append(label)
+        meta = {
+            "id": case.id,
+            "shape_zyx": list(prepared.image.shape[1:]),
+            "spacing_xyz": list(prepared.geometry.spacing),
+            "foreground_classes": present,
+            "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
+        }
+        (temporary / META_FILE).write_text(json.dumps(meta, indent=1))
+        _remove_stale_entries(folder, keep=temporary)
+        try:
+            os.replace(temporary, folder)
+        except OSError:  # another process published the same entry meanwhile: identical content
+            if not (folder / META_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _open_entry(folder: Path) -> CachedCase:
+    meta = json.loads((folder / META_FILE).read_text())
+    return CachedCase(
+        id=meta["id"],
+        folder=folder,
+        shape_zyx=tuple(meta["shape_zyx"]),
+        spacing_xyz=tuple(meta["spacing_xyz"]),
+        foreground_classes=tuple(meta["foreground_classes"]),
+    )
+
+
+def _remove_stale_entries(folder: Path, keep: Path) -> None:
+    """Older entries of the same case (another key) and leftovers of killed builds."""
+    case_part = folder.name.rsplit("-", 1)[0]
+    for other in folder.parent.glob(f"{case_part}-*"):
+        key = other.name[len(case_part) + 1 :]
+        if other != folder and len(key) == 16 and all(c in "0123456789abcdef" for c in key):
+            shutil.rmtree(other, ignore_errors=True)
+    for leftover in folder.parent.glob(f".{folder.name}.*.partial"):
+        if leftover != keep:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _safe_name(case_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in case_id)
