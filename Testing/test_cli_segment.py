@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import blob_volume, oblique_geometry
 
+from conftest import blob_volume, oblique_geometry
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.volume import Geometry, Volume, read_volume, write_volume
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import blob_volume, make_bundle, oblique_geometry
 
+from conftest import blob_volume, make_bundle, oblique_geometry
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
 from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.volume import Geometry, Volume

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import blob_volume, oblique_geometry
 
+from conftest import blob_volume, oblique_geometry
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume, write_volume
 

@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..engine.errors import Cancelled, InputError
-from . import demo, evaluate, models, segment
+from . import activations, demo, evaluate, models, segment
 
-SUBCOMMANDS = (models, segment, evaluate, demo)
+SUBCOMMANDS = (models, segment, evaluate, activations, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,11 +15,15 @@ from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
 from ..engine.quantify import label_statistics, write_statistics_csv
-from ..engine.tasks import task_metadata
 from ..engine.volume import WRITABLE_EXTENSIONS, check_output_path, write_volume
+from .common import (
+    MODALITIES,
+    add_activation_options,
+    gradcam_classes,
+    parse_layers_and_views,
+    write_activation_maps,
+)
 from .progress import ProgressReporter
-
-MODALITIES = tuple(dict.fromkeys(i["name"] for t in ("wmh", "brats") for i in task_metadata(t)["inputs"]))
 
 
 @dataclass
@@ -28,8 +32,10 @@ class CaseOutputs:
     probabilities: Path | None = None
     statistics: Path | None = None
     overlay: Path | None = None
+    activations: Path | None = None  # a folder
 
     def paths(self) -> list[Path]:
+        """The files to check before work starts (the activations folder is created on demand)."""
         return [p for p in (self.mask, self.probabilities, self.statistics, self.overlay) if p is not None]
 
 
@@ -44,6 +50,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--probabilities", type=Path, help="also write the probability map(s)")
     parser.add_argument("--stats", type=Path, help="also write label volumes (ml) and lesion counts as CSV")
     parser.add_argument("--overlay", type=Path, help="also write a PNG of the slice with the most foreground")
+    parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
+    add_activation_options(parser)
     parser.add_argument("--labels", choices=(BRATS2018, BRATS2023), help="BraTS label convention (ET 4 or 3)")
     parser.add_argument("--input-dir", type=Path, help="batch: find cases here by file-name patterns")
     parser.add_argument("--output-dir", type=Path, help="batch: write <case>_seg.nii.gz here")
@@ -69,7 +77,9 @@ def run(args) -> int:
     if args.output is None:
         raise InputError("give -o/--output (or --input-dir and --output-dir for a batch)")
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
-    outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay)
+    outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay, args.activations)
+    if args.activations is not None:
+        parse_layers_and_views(args)
     for path in outputs.paths():
         check_output_path(path, args.overwrite, extensions=_extensions_for(path, outputs))
     predictor = make_predictor(args, bundle)
@@ -86,8 +96,21 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
     start = time.perf_counter()
     progress = Progress(reporter)
     volumes = predictor.read_inputs(inputs, progress)
-    prediction = predictor.predict(volumes, progress, sources=inputs)
     bundle = predictor.bundle
+    recorder = None
+    if outputs.activations is not None:
+        layers, views = parse_layers_and_views(args)
+        recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
+    try:
+        prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
+        write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return time.perf_counter() - start
+
+
+def write_outputs(prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args) -> None:
     labels = prediction.labels
     if args.labels and args.labels != BRATS2018:
         labels = labels.with_array(convert_convention(labels.array, args.labels, BRATS2018).astype("uint8"))
@@ -99,9 +122,12 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
         write_statistics_csv(label_statistics(prediction.labels, names), outputs.statistics, args.overwrite)
     if outputs.overlay is not None:
         colors = {info.value: info.color for info in bundle.labels}
-        reference = volumes[bundle.input_names[0]]
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
-    return time.perf_counter() - start
+    if outputs.activations is not None:
+        _, views = parse_layers_and_views(args)
+        write_activation_maps(
+            prediction.activations, reference, views, outputs.activations, args.grid, args.overwrite
+        )
 
 
 def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:

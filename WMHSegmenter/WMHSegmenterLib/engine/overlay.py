@@ -29,10 +29,16 @@ def overlay_png(
     for value, color in colors.items():
         mask = labels.array[index] == value
         blended[mask] = (1 - opacity) * rgb[mask] + opacity * np.asarray(color)
-    # radiological view: anterior at the top, the patient's right on the left (LPS +y posterior, +x left)
-    direction = image.geometry.direction_matrix
-    rgb, blended = ((a[::-1] if direction[1, 1] < 0 else a) for a in (rgb, blended))
-    rgb, blended = ((a[:, ::-1] if direction[0, 0] < 0 else a) for a in (rgb, blended))
-    panel = np.concatenate([rgb, blended], axis=1)
+    panel = np.concatenate([radiological(rgb, image), radiological(blended, image)], axis=1)
     picture = Image.fromarray((panel * 255).astype(np.uint8))
     return publish_file(lambda temporary: picture.save(temporary, format="PNG"), path, overwrite)
+
+
+def radiological(plane: np.ndarray, image: Volume) -> np.ndarray:
+    """An axial plane as radiologists view it: anterior at the top, the patient's right on the left.
+
+    Array rows run along the grid's y axis and columns along x; LPS +y is posterior, +x is left.
+    """
+    direction = image.geometry.direction_matrix
+    plane = plane[::-1] if direction[1, 1] < 0 else plane
+    return plane[:, ::-1] if direction[0, 0] < 0 else plane

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
 from .device import resolve_device
 from .errors import InputError
@@ -33,6 +34,8 @@ class Prediction:
     probabilities: Volume | None = None
     channel_names: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    #: layer name -> maps on that layer's grid, when an ActivationRecorder was given
+    activations: dict[str, LayerActivations] = field(default_factory=dict)
 
 
 class Progress:
@@ -109,8 +112,12 @@ class Predictor:
         progress: ProgressCallback | Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         sources: Mapping[str, str | Path] | None = None,
+        recorder: ActivationRecorder | None = None,
     ) -> Prediction:
-        """Labels (and probabilities) on the grid of the first input modality, the reference."""
+        """Labels (and probabilities) on the grid of the first input modality, the reference.
+
+        With a ``recorder`` (see :meth:`activation_recorder`), the same pass also captures feature maps.
+        """
         tracker = progress if isinstance(progress, Progress) else Progress(progress)
         self.check_input_names(inputs)
         sources = sources or {name: name for name in inputs}
@@ -122,7 +129,9 @@ class Predictor:
         timings["preprocess_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        probabilities = self.run_network(prepared.image, lambda d, t: tracker("network", d / t), should_stop)
+        probabilities = self.run_network(
+            prepared.image, lambda d, t: tracker("network", d / t), should_stop, recorder
+        )
         timings["network_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -130,7 +139,19 @@ class Predictor:
         tracker("postprocess", 1.0)
         timings["postprocess_s"] = time.perf_counter() - start
         prediction.timings = timings
+        if recorder is not None:
+            prediction.activations = recorder.results(prepared.image.shape[1:], prepared.geometry)
         return prediction
+
+    def activation_recorder(
+        self, layers: list[str], gradcam_classes: list[str] = (), gradcam_region: str = "predicted", **options
+    ) -> ActivationRecorder:
+        """A recorder for this model; classes by output channel name, label value or BraTS region."""
+        from .activations import output_channel_index
+
+        classes = {name: output_channel_index(self.bundle, name) for name in gradcam_classes}
+        sigmoid = self.bundle.output_activation == "sigmoid"
+        return ActivationRecorder(self.network, layers, classes, gradcam_region, sigmoid, **options)
 
     def prepare(self, inputs: Mapping[str, Volume], sources: Mapping[str, str | Path]) -> PreparedCase:
         return prepare_case(inputs, self.bundle.input_names, self.bundle.preprocessing, sources)
@@ -140,15 +161,19 @@ class Predictor:
         image: np.ndarray,
         on_tile: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        recorder: ActivationRecorder | None = None,
     ) -> np.ndarray:
         import torch
 
-        from .sliding_window import fitted_patch_size, predict_sliding_window
+        from .sliding_window import fitted_patch_size, padded_shape, predict_sliding_window
 
         activation = torch.sigmoid if self.bundle.output_activation == "sigmoid" else lambda x: x.softmax(1)
-        patch = fitted_patch_size(image.shape[1:], self.patch_size, self.network.config.total_stride)
+        stride = self.network.config.total_stride
+        patch = fitted_patch_size(image.shape[1:], self.patch_size, stride)
+        if recorder is not None:
+            recorder.start(padded_shape(image.shape[1:], patch, stride), patch)
         tensor = torch.from_numpy(image).to(self.device)
-        with torch.inference_mode():
+        with torch.no_grad():
             probabilities = predict_sliding_window(
                 self.network,
                 tensor,
@@ -160,6 +185,8 @@ class Predictor:
                 on_tile=on_tile,
                 should_stop=should_stop,
                 amp=self.device.type == "cuda",
+                align=stride,
+                observed_forward=None if recorder is None else recorder.forward,
             )
         return probabilities.cpu().numpy()
 

@@ -25,13 +25,17 @@ def gaussian_importance(patch_size: Sequence[int], device="cpu") -> torch.Tensor
     return weights.clamp_min(1e-3).to(device)
 
 
-def tile_starts(size: int, patch: int, overlap: float) -> list[int]:
-    """Evenly spread tile starts covering [0, size) with at least ``overlap`` between neighbours."""
+def tile_starts(size: int, patch: int, overlap: float, align: int = 1) -> list[int]:
+    """Evenly spread tile starts covering [0, size) with at least ``overlap`` between neighbours.
+
+    Starts are multiples of ``align`` (the network's stride, with ``size`` and ``patch`` multiples
+    of it too), so every tile's feature maps fall on whole voxels of each layer's coarser grid.
+    """
     if size <= patch:
         return [0]
-    step = max(int(patch * (1 - overlap)), 1)
+    step = max(int(patch * (1 - overlap)) // align * align, align)
     count = int(np.ceil((size - patch) / step)) + 1
-    return [int(round(i * (size - patch) / (count - 1))) for i in range(count)]
+    return [int(i * (size - patch) / (count - 1)) // align * align for i in range(count - 1)] + [size - patch]
 
 
 def fitted_patch_size(
@@ -39,6 +43,11 @@ def fitted_patch_size(
 ) -> tuple[int, ...]:
     """Shrink the patch where the volume is smaller, keeping it divisible by the network's stride."""
     return tuple(min(p, int(np.ceil(s / d)) * d) for s, p, d in zip(shape, patch_size, divisor))
+
+
+def padded_shape(shape: Sequence[int], patch_size: Sequence[int], align: Sequence[int]) -> tuple[int, ...]:
+    """The volume's shape grown to at least one patch and to whole multiples of ``align``."""
+    return tuple(max(-(-s // a) * a, p) for s, p, a in zip(shape, patch_size, align))
 
 
 def predict_sliding_window(
@@ -52,24 +61,29 @@ def predict_sliding_window(
     on_tile: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     amp: bool = False,
+    align: Sequence[int] = (1, 1, 1),
+    observed_forward: Callable[[torch.Tensor, list[tuple[slice, ...]]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Probabilities (C_out, z, y, x) for ``image`` (C_in, z, y, x), on the image's device.
 
     ``mirror_axes`` are spatial axes (0=z, 1=y, 2=x) for test-time mirroring; every combination of
     flips is averaged. ``on_tile(done, total)`` reports progress; ``should_stop()`` is polled
-    before every tile batch and raises :class:`Cancelled`.
+    before every tile batch and raises :class:`Cancelled`. The volume is zero-padded to at least the
+    patch and to multiples of ``align``. ``observed_forward(tiles, regions)`` replaces the network
+    call of the un-mirrored pass, so activations can be captured without a second forward pass.
     """
     device = image.device
     shape = tuple(image.shape[1:])
-    padded_shape = tuple(max(s, p) for s, p in zip(shape, patch_size))
-    pad = [(0, ps - s) for s, ps in zip(shape, padded_shape)]
+    padded = padded_shape(shape, patch_size, align)
+    pad = [(0, ps - s) for s, ps in zip(shape, padded)]
     if any(after for _, after in pad):
         flat_pad = [value for axis in reversed(pad) for value in axis]
         image = torch.nn.functional.pad(image, flat_pad)
-    starts = list(itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded_shape, patch_size))))
+    axes_starts = [tile_starts(s, p, overlap, a) for s, p, a in zip(padded, patch_size, align)]
+    starts = list(itertools.product(*axes_starts))
     weights = gaussian_importance(patch_size, device)
     probabilities = None
-    weight_sum = torch.zeros(padded_shape, device=device)
+    weight_sum = torch.zeros(padded, device=device)
     flips = [axes for n in range(len(mirror_axes) + 1) for axes in itertools.combinations(mirror_axes, n)]
     for first in range(0, len(starts), tile_batch):
         if should_stop is not None and should_stop():
@@ -78,9 +92,12 @@ def predict_sliding_window(
         regions = [tuple(slice(s, s + p) for s, p in zip(start, patch_size)) for start in batch_starts]
         tiles = torch.stack([image[(slice(None), *region)] for region in regions])
         with torch.autocast(device_type=device.type, enabled=amp):
-            tile_probabilities = _mirrored_prediction(network, tiles, activation, flips).float()
+            first_pass = (
+                network if observed_forward is None else lambda t, at=regions: observed_forward(t, at)
+            )
+            tile_probabilities = _mirrored_prediction(network, first_pass, tiles, activation, flips).float()
         if probabilities is None:
-            probabilities = torch.zeros((tile_probabilities.shape[1], *padded_shape), device=device)
+            probabilities = torch.zeros((tile_probabilities.shape[1], *padded), device=device)
         for region, tile in zip(regions, tile_probabilities):
             probabilities[(slice(None), *region)] += tile * weights
             weight_sum[region] += weights
@@ -90,12 +107,12 @@ def predict_sliding_window(
     return probabilities[(slice(None), *(slice(0, s) for s in shape))]
 
 
-def _mirrored_prediction(network, tiles: torch.Tensor, activation, flips) -> torch.Tensor:
+def _mirrored_prediction(network, first_pass, tiles: torch.Tensor, activation, flips) -> torch.Tensor:
     total = None
     for axes in flips:
         dims = [a + 2 for a in axes]
         flipped = torch.flip(tiles, dims) if dims else tiles
-        prediction = activation(network(flipped))
+        prediction = activation((network if dims else first_pass)(flipped))
         prediction = torch.flip(prediction, dims) if dims else prediction
         total = prediction if total is None else total + prediction
     return total / len(flips)

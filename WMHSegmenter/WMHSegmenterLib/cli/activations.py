@@ -1,0 +1,89 @@
+"""`wmhseg activations`: feature maps and attribution of named U-Net blocks, as volumes and a montage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine.activations import list_layers
+from ..engine.bundle import find_bundle
+from ..engine.device import DEVICE_CHOICES
+from ..engine.errors import InputError
+from ..engine.montage import activation_montage
+from ..engine.predictor import Predictor, Progress
+from ..engine.volume import check_output_path
+from .common import (
+    MODALITIES,
+    add_activation_options,
+    gradcam_classes,
+    parse_layers_and_views,
+    write_activation_maps,
+)
+from .progress import ProgressReporter
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("activations", help="what the network sees: feature maps and Grad-CAM")
+    parser.add_argument("--model", required=True)
+    for name in MODALITIES:
+        parser.add_argument(f"--{name}", type=Path, metavar="FILE")
+    parser.add_argument("--list-layers", action="store_true", help="print layer names, channels and stride")
+    add_activation_options(parser)
+    parser.add_argument("--out", type=Path, help="folder for <layer>_<view>.nii.gz maps")
+    parser.add_argument("--montage", type=Path, help="PNG: contracting path on top, expansive path below")
+    parser.add_argument("--slice", type=int, help="axial slice of the montage (default: the middle)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    bundle = find_bundle(args.model)
+    if args.list_layers:
+        predictor = Predictor(bundle, device="cpu")
+        print(f"{'layer':<12} {'channels':>8}  stride (z, y, x)")
+        for info in list_layers(predictor.network):
+            print(f"{info.name:<12} {info.channels:>8}  {info.stride}")
+        return 0
+    if args.out is None and args.montage is None:
+        raise InputError("give --out DIR and/or --montage FILE.png (or --list-layers)")
+    layers, views = parse_layers_and_views(args)
+    if args.montage is not None:
+        check_output_path(args.montage, args.overwrite, extensions=(".png",))
+    inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
+    predictor = Predictor(bundle, device=args.device)
+    progress = Progress(ProgressReporter(quiet=args.quiet))
+    volumes = predictor.read_inputs(inputs, progress)
+    recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
+    try:
+        prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
+        reference = volumes[bundle.input_names[0]]
+        written = []
+        if args.out is not None:
+            written += write_activation_maps(
+                prediction.activations, reference, views, args.out, args.grid, args.overwrite
+            )
+        if args.montage is not None:
+            order = predictor.network.block_names()
+            slice_index = args.slice if args.slice is not None else _busiest_slice(prediction.labels.array)
+            written.append(
+                activation_montage(
+                    prediction.activations,
+                    order,
+                    reference,
+                    views[0],
+                    args.montage,
+                    slice_index,
+                    args.overwrite,
+                )
+            )
+    finally:
+        recorder.close()
+    if not args.quiet:
+        print(f"wrote {len(written)} file(s): {', '.join(map(str, written))}")
+    return 0
+
+
+def _busiest_slice(labels) -> int | None:
+    area = (labels > 0).sum(axis=(1, 2))
+    return int(area.argmax()) if area.any() else None
