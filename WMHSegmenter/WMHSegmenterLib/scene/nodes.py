@@ -64,7 +64,9 @@ def world_geometry(node: slicer.vtkMRMLVolumeNode) -> Geometry:
     spacing = np.linalg.norm(matrix[:3, :3], axis=0)
     direction_lps = LPS_TO_RAS @ (matrix[:3, :3] / spacing)
     origin_lps = LPS_TO_RAS @ matrix[:3, 3]
-    return Geometry(tuple(spacing.tolist()), tuple(origin_lps.tolist()), tuple(direction_lps.ravel().tolist()))
+    return Geometry(
+        tuple(spacing.tolist()), tuple(origin_lps.tolist()), tuple(direction_lps.ravel().tolist())
+    )
 
 
 def array_from_node(node: slicer.vtkMRMLVolumeNode) -> np.ndarray:
@@ -92,7 +94,9 @@ def image_data(array: np.ndarray) -> vtk.vtkImageData:
         array = array.astype(np.uint8)
     image = vtk.vtkImageData()
     image.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
-    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True))
+    image.GetPointData().SetScalars(
+        numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True)
+    )
     return image
 
 
@@ -131,9 +135,11 @@ def set_array_on_grid_of(
     """
     if tuple(reference.GetImageData().GetDimensions()) != tuple(array.shape[::-1]):
         raise ValueError(f"array shape {array.shape} does not fit the grid of '{reference.GetName()}'")
-    ijk_to_ras = vtk.vtkMatrix4x4()
-    reference.GetIJKToRASMatrix(ijk_to_ras)
-    node.SetIJKToRASMatrix(ijk_to_ras)
+    directions = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASDirectionMatrix(directions)
+    node.SetIJKToRASDirectionMatrix(directions)
+    node.SetSpacing(reference.GetSpacing())
+    node.SetOrigin(reference.GetOrigin())
     node.SetAndObserveImageData(image_data(array))
     node.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
     return node

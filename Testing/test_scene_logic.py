@@ -1,0 +1,288 @@
+"""The Segment workflow on real MRML with real (freshly initialised) bundles and the engine predictor."""
+# ruff: noqa: F811  (the mrml_scene fixture is imported, then requested by name)
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from slicer_scene import mrml_scene, slicer  # noqa: F401
+
+from conftest import blob_volume, oblique_geometry
+from WMHSegmenterLib.engine.errors import Cancelled, InputError
+from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.quantify import label_statistics
+from WMHSegmenterLib.engine.samples import sample_inputs
+from WMHSegmenterLib.engine.volume import read_volume
+from WMHSegmenterLib.scene.background import BackgroundRun
+from WMHSegmenterLib.scene.logic import (
+    EditedSegmentationError,
+    SegmenterLogic,
+    SegmentOptions,
+    default_case_id,
+)
+from WMHSegmenterLib.scene.nodes import add_volume_node, volume_from_node
+from WMHSegmenterLib.scene.segmentation import oriented_image, read_labels, segment_id
+
+SHAPE = (10, 24, 20)
+MODALITIES = ("flair", "t1", "t1ce", "t2")
+
+
+@pytest.fixture
+def wmh_case(mrml_scene, wmh_bundle):
+    flair = add_volume_node(mrml_scene.scene, blob_volume(SHAPE, oblique_geometry()), "patient1_flair")
+    return SegmenterLogic(mrml_scene.scene, list_models=lambda: [wmh_bundle]), wmh_bundle, flair
+
+
+@pytest.fixture
+def brats_case(mrml_scene, brats_bundle):
+    nodes = {
+        name: add_volume_node(
+            mrml_scene.scene, blob_volume(SHAPE, oblique_geometry(), seed=i), f"Brats_7_{name}"
+        )
+        for i, name in enumerate(MODALITIES)
+    }
+    return SegmenterLogic(mrml_scene.scene, list_models=lambda: [brats_bundle]), brats_bundle, nodes
+
+
+def toggle(node, reference, value: int, region: np.ndarray) -> np.ndarray:
+    """Edit as the Segment Editor does: paint where ``value`` is absent in ``region``, erase where present.
+
+    A freshly initialised network may label anything, so toggling is the edit sure to change something.
+    """
+    segment = read_labels(node, reference) == value
+    edited = segment ^ region
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image(edited.astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, node, segment_id(value), logic.MODE_REPLACE)
+    return edited
+
+
+def test_segment_matches_the_engine_and_lies_on_the_input_grid(wmh_case):
+    logic, bundle, flair = wmh_case
+    result = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu", probabilities=True))
+    engine = Predictor(bundle, device="cpu").predict({"flair": volume_from_node(flair)})
+    node = result.segmentation_node
+    np.testing.assert_array_equal(read_labels(node, flair), engine.labels.array)
+    assert logic.labels(node).geometry == volume_from_node(flair).geometry
+    assert node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole()) is flair
+    segment = node.GetSegmentation().GetSegment(segment_id(1))
+    assert segment.GetName() == bundle.labels[0].name
+    np.testing.assert_allclose(segment.GetColor(), bundle.labels[0].color)
+    (probability,) = result.probability_nodes
+    on_grid = volume_from_node(probability)
+    assert on_grid.geometry == volume_from_node(flair).geometry
+    np.testing.assert_allclose(on_grid.array, engine.probabilities.array, atol=1e-6)
+
+
+def test_statistics_table_equals_engine_quantify_also_after_editing(wmh_case):
+    logic, bundle, flair = wmh_case
+    result = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu"))
+    names = {info.value: info.name for info in bundle.labels}
+    assert_table_equals(
+        result.statistics_node, label_statistics(logic.labels(result.segmentation_node), names)
+    )
+    region = np.zeros(SHAPE, dtype=bool)
+    region[2:4, 3:6, 3:6] = True
+    region[7, 15:17, 12] = True
+    lesion = toggle(result.segmentation_node, flair, 1, region)
+    rows = logic.update_statistics(result.segmentation_node)
+    edited = logic.labels(result.segmentation_node)
+    np.testing.assert_array_equal(edited.array == 1, lesion)
+    assert rows == label_statistics(edited, names)
+    assert_table_equals(result.statistics_node, rows)
+
+
+def assert_table_equals(table_node, rows) -> None:
+    table = table_node.GetTable()
+    assert table.GetNumberOfRows() == len(rows)
+    for index, row in enumerate(rows):
+        assert table.GetColumnByName("Label").GetValue(index) == row.label
+        assert table.GetColumnByName("Segment").GetValue(index) == row.name
+        assert table.GetColumnByName("Voxels").GetValue(index) == row.voxels
+        assert table.GetColumnByName("Volume").GetValue(index) == row.volume_ml
+        assert table.GetColumnByName("Lesions").GetValue(index) == row.components
+    assert table_node.GetColumnUnitLabel("Volume") == "ml"
+
+
+def test_resegmenting_never_overwrites_edits_silently(wmh_case):
+    logic, bundle, flair = wmh_case
+    options = SegmentOptions(device="cpu", probabilities=True)
+    first = logic.segment(bundle, {"flair": flair}, options)
+    node = first.segmentation_node
+    again = logic.segment(bundle, {"flair": flair}, options, segmentation_node=node)
+    assert again.segmentation_node is node and again.statistics_node is first.statistics_node
+    assert again.probability_nodes == first.probability_nodes
+    edit = np.zeros(SHAPE, dtype=bool)
+    edit[5, 5:8, 5:8] = True
+    toggle(node, flair, 1, edit)
+    edited = read_labels(node, flair)
+    with pytest.raises(EditedSegmentationError) as raised:
+        logic.prepare(bundle, {"flair": flair}, options, segmentation_node=node)
+    assert raised.value.node is node
+    np.testing.assert_array_equal(read_labels(node, flair), edited)
+    elsewhere = logic.segment(bundle, {"flair": flair}, options)
+    assert elsewhere.segmentation_node is not node
+    np.testing.assert_array_equal(read_labels(node, flair), edited)
+    overwritten = logic.segment(
+        bundle, {"flair": flair}, options, segmentation_node=node, overwrite_edits=True
+    )
+    np.testing.assert_array_equal(read_labels(node, flair), read_labels(elsewhere.segmentation_node, flair))
+    assert overwritten.segmentation_node is node
+
+
+def test_edits_made_while_the_network_runs_are_kept(wmh_case):
+    logic, bundle, flair = wmh_case
+    node = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu")).segmentation_node
+    job = logic.prepare(bundle, {"flair": flair}, SegmentOptions(device="cpu"), segmentation_node=node)
+    prediction = logic.run(job)
+    region = np.zeros(SHAPE, dtype=bool)
+    region[1:3, 1:3, 1:3] = True
+    toggle(node, flair, 1, region)
+    edited = read_labels(node, flair)
+    result = logic.apply(job, prediction)
+    assert result.segmentation_node is not node
+    np.testing.assert_array_equal(read_labels(node, flair), edited)
+
+
+def test_an_input_removed_while_the_network_runs_is_reported(wmh_case, mrml_scene):
+    logic, bundle, flair = wmh_case
+    job = logic.prepare(bundle, {"flair": flair}, SegmentOptions(device="cpu"))
+    prediction = logic.run(job)
+    mrml_scene.scene.RemoveNode(flair)
+    with pytest.raises(InputError, match="flair volume was removed"):
+        logic.apply(job, prediction)
+
+
+def test_probability_maps_are_removed_when_no_longer_asked_for(wmh_case, mrml_scene):
+    logic, bundle, flair = wmh_case
+    first = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu", probabilities=True))
+    (probability,) = first.probability_nodes
+    logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu"), first.segmentation_node)
+    assert mrml_scene.scene.GetNodeByID(probability.GetID()) is None
+    assert logic.probability_nodes(first.segmentation_node) == []
+
+
+def test_brats_inputs_fill_themselves_from_names_per_case(brats_case, mrml_scene):
+    logic, bundle, nodes = brats_case
+    other = {
+        name: add_volume_node(mrml_scene.scene, blob_volume(SHAPE), f"Brats_8_{name}")
+        for name in ("flair", "t1")
+    }
+    add_volume_node(mrml_scene.scene, blob_volume(SHAPE), "unrelated")
+    matches = logic.match_inputs(bundle)
+    assert matches["flair"] is other["flair"] and matches["t1"] is other["t1"]
+    assert matches["t1ce"] is nodes["t1ce"] and matches["t2"] is nodes["t2"]
+    mrml_scene.scene.RemoveNode(other["flair"])
+    assert logic.match_inputs(bundle) == nodes
+
+
+def test_brats_overlay_toggles_between_labels_and_regions(brats_case, mrml_scene):
+    logic, bundle, nodes = brats_case
+    result = logic.segment(bundle, nodes, SegmentOptions(device="cpu"))
+    node = result.segmentation_node
+    core = np.zeros(SHAPE, dtype=bool)
+    core[4:6, 10:14, 8:12] = True
+    toggle(node, nodes["flair"], 1, core)
+    regions = logic.show_overlay(node, "regions")
+    assert regions is not node
+    assert not node.GetDisplayNode().GetVisibility() and regions.GetDisplayNode().GetVisibility()
+    assert [regions.GetSegmentation().GetNthSegment(i).GetName() for i in range(3)] == [
+        "Whole tumor",
+        "Tumor core",
+        "Enhancing tumor",
+    ]
+    assert logic.show_overlay(node, "labels") is node
+    assert node.GetDisplayNode().GetVisibility() and not regions.GetDisplayNode().GetVisibility()
+    assert logic.show_overlay(node, "regions") is regions
+    with pytest.raises(ValueError):
+        logic.show_overlay(node, "heatmap")
+
+
+def test_regions_are_refused_for_wmh(wmh_case):
+    logic, bundle, flair = wmh_case
+    result = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu"))
+    with pytest.raises(InputError, match="brain-tumor"):
+        logic.show_overlay(result.segmentation_node, "regions")
+
+
+def test_bad_requests_fail_before_any_computation(brats_case, mrml_scene):
+    logic, bundle, nodes = brats_case
+    with pytest.raises(InputError, match="T1 with contrast"):
+        logic.prepare(bundle, {**nodes, "t1ce": None})
+    with pytest.raises(InputError, match="same volume"):
+        logic.prepare(bundle, {**nodes, "t2": nodes["t1"]})
+    empty = add_volume_node(
+        mrml_scene.scene, blob_volume(SHAPE).with_array(np.zeros(SHAPE, np.float32)), "zero"
+    )
+    with pytest.raises(InputError, match="all zeros"):
+        logic.prepare(bundle, {**nodes, "t2": empty})
+
+
+def test_background_run_reports_progress_and_cancels(wmh_case):
+    logic, bundle, flair = wmh_case
+    job = logic.prepare(bundle, {"flair": flair}, SegmentOptions(device="cpu"))
+    stages = []
+
+    def work(progress, should_stop):
+        return logic.run(
+            job, lambda stage, fraction: (stages.append(stage), progress(stage, fraction)), should_stop
+        )
+
+    run = BackgroundRun(work).start()
+    assert run.wait(60)
+    result = logic.apply(job, run.result())
+    assert run.fraction == 1.0 and "network" in stages and "postprocess" in stages
+    assert result.segmentation_node.GetSegmentation().GetNumberOfSegments() == 1
+
+    cancelled = BackgroundRun(lambda progress, should_stop: logic.run(job, progress, should_stop))
+    cancelled.cancel()
+    cancelled.start()
+    assert cancelled.wait(60)
+    with pytest.raises(Cancelled):
+        cancelled.result()
+
+
+def test_save_training_case_writes_inputs_and_corrected_labels(brats_case, tmp_path):
+    logic, bundle, nodes = brats_case
+    node = logic.segment(bundle, nodes, SegmentOptions(device="cpu")).segmentation_node
+    edema = np.zeros(SHAPE, dtype=bool)
+    edema[1:3, 2:5, 2:5] = True
+    edema = toggle(node, nodes["flair"], 2, edema)
+    paths = logic.save_training_case(node, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(
+        [f"Brats_7_{m}.nii.gz" for m in MODALITIES] + ["Brats_7_seg.nii.gz"]
+    )
+    labels = read_volume(tmp_path / "Brats_7_seg.nii.gz")
+    np.testing.assert_array_equal(labels.array, read_labels(node, nodes["flair"]))
+    assert labels.geometry.matches(volume_from_node(nodes["flair"]).geometry, tolerance=1e-5)
+    t2 = read_volume(tmp_path / "Brats_7_t2.nii.gz")
+    np.testing.assert_array_equal(t2.array, volume_from_node(nodes["t2"]).array)
+    with pytest.raises(InputError, match="exists"):
+        logic.save_training_case(node, tmp_path)
+
+
+def test_default_case_id_drops_the_modality_suffix():
+    assert default_case_id("Brats18_TCIA01_425_1_flair", "flair") == "Brats18_TCIA01_425_1"
+    assert default_case_id("patient26-FLAIR", "flair") == "patient26"
+    assert default_case_id("scan", "flair") == "scan"
+
+
+def test_installed_models_are_listed_per_task(models_env, mrml_scene):
+    logic = SegmenterLogic(mrml_scene.scene)
+    brats = logic.models("brats")
+    assert "test-brats" in [b.id for b in brats] and all(b.task == "brats" for b in brats)
+    assert "test-brats" not in [b.id for b in logic.models("wmh")]
+
+
+def test_real_sample_case_loaded_by_slicer_is_found_and_read_like_the_engine(mrml_scene, brats_bundle):
+    case, files = sample_inputs("brats")
+    volumes = mrml_scene.module_logics["Volumes"]
+    loaded = {
+        name: volumes.AddArchetypeVolume(str(path), path.name.split(".")[0]) for name, path in files.items()
+    }
+    logic = SegmenterLogic(mrml_scene.scene, list_models=lambda: [brats_bundle])
+    assert logic.match_inputs(brats_bundle) == loaded
+    flair, from_file = volume_from_node(loaded["flair"]), read_volume(files["flair"])
+    assert flair.geometry.matches(from_file.geometry, tolerance=1e-6)
+    np.testing.assert_array_equal(flair.array, from_file.array)
+    assert default_case_id(loaded["flair"].GetName(), "flair") == case

@@ -1,0 +1,386 @@
+"""The Segment workflow on a scene: volume nodes -> engine predictor -> segmentation, probabilities, table.
+
+A run has three steps so the panel can keep Slicer responsive: :meth:`SegmenterLogic.prepare`
+copies the inputs out of the scene (main thread), :meth:`SegmenterLogic.run` predicts (any thread,
+no MRML), :meth:`SegmenterLogic.apply` writes the results into the scene (main thread).
+:meth:`SegmenterLogic.segment` does all three in a row for scripts and tests.
+
+A segmentation the user has edited is never overwritten silently: :meth:`prepare` raises
+:class:`EditedSegmentationError` unless asked to overwrite, and the panel asks the user.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import slicer
+
+from ..engine.bundle import ModelBundle, list_bundles
+from ..engine.errors import InputError
+from ..engine.quantify import LabelStatistics, label_statistics
+from ..engine.volume import Volume, check_image, check_output_path, write_volume
+from .nodes import set_array_on_grid_of, volume_from_node, world_geometry
+from .segmentation import is_edited, label_names, read_labels, write_labels, write_regions
+from .statistics import fill_statistics_table
+
+ATTRIBUTE = "WMHSegmenter"
+MODEL_ATTRIBUTE = f"{ATTRIBUTE}.ModelId"
+TASK_ATTRIBUTE = f"{ATTRIBUTE}.Task"
+INPUTS_ATTRIBUTE = f"{ATTRIBUTE}.Inputs"
+OUTPUT_ATTRIBUTE = f"{ATTRIBUTE}.Output"
+INPUT_ROLE = f"{ATTRIBUTE}.Input."
+PROBABILITY_ROLE = f"{ATTRIBUTE}.Probability"
+STATISTICS_ROLE = f"{ATTRIBUTE}.Statistics"
+REGIONS_ROLE = f"{ATTRIBUTE}.Regions"
+OVERLAYS = ("labels", "regions")
+
+PredictorFactory = Callable[[ModelBundle, str, bool], Any]
+
+
+def engine_predictor(bundle: ModelBundle, device: str, mirror: bool):
+    """The engine's Predictor; imported here because it brings torch, which loads only when work starts."""
+    from ..engine.predictor import Predictor
+
+    return Predictor(bundle, device=device, mirror=mirror)
+
+
+class EditedSegmentationError(Exception):
+    """Re-segmenting into ``node`` would overwrite the user's edits."""
+
+    def __init__(self, node: slicer.vtkMRMLSegmentationNode):
+        self.node = node
+        super().__init__(
+            f"Segmentation '{node.GetName()}' has been edited since it was segmented (or holds segments "
+            "WMHSegmenter did not write). Overwrite it, or write the new result to a new segmentation."
+        )
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    device: str = "auto"
+    mirror: bool = False
+    probabilities: bool = False
+
+
+@dataclass
+class Job:
+    """A run's inputs, copied out of the scene so the network can run off the main thread."""
+
+    bundle: ModelBundle
+    input_nodes: dict[str, slicer.vtkMRMLScalarVolumeNode]
+    volumes: dict[str, Volume]
+    options: SegmentOptions
+    segmentation_node: slicer.vtkMRMLSegmentationNode | None = None
+    overwrite_edits: bool = False
+
+    @property
+    def reference(self) -> slicer.vtkMRMLScalarVolumeNode:
+        """The first modality: outputs lie on its voxel grid."""
+        return self.input_nodes[self.bundle.input_names[0]]
+
+
+@dataclass
+class SegmentResult:
+    segmentation_node: slicer.vtkMRMLSegmentationNode
+    statistics_node: slicer.vtkMRMLTableNode
+    statistics: list[LabelStatistics]
+    probability_nodes: list[slicer.vtkMRMLScalarVolumeNode] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class SegmenterLogic:
+    """Segment volumes of ``scene`` with model bundles; collaborators are passed in, not looked up."""
+
+    def __init__(
+        self,
+        scene: slicer.vtkMRMLScene,
+        list_models: Callable[[], list[ModelBundle]] = list_bundles,
+        make_predictor: PredictorFactory = engine_predictor,
+    ):
+        self.scene = scene
+        self.list_models = list_models
+        self.make_predictor = make_predictor
+        self._predictors: dict[tuple, Any] = {}
+
+    def models(self, task: str) -> list[ModelBundle]:
+        return [bundle for bundle in self.list_models() if bundle.task == task]
+
+    def match_inputs(self, bundle: ModelBundle) -> dict[str, slicer.vtkMRMLScalarVolumeNode | None]:
+        """Loaded volumes for each input by the bundle's name patterns (``*`` stands for the case).
+
+        The most recently loaded match of the first modality wins; the others are taken from the
+        same case when they can be, so loading a second patient does not mix cases.
+        """
+        candidates = [
+            node
+            for node in self._nodes("vtkMRMLScalarVolumeNode")
+            if not node.IsA("vtkMRMLLabelMapVolumeNode") and node.GetAttribute(OUTPUT_ATTRIBUTE) is None
+        ]
+
+        def latest(patterns):
+            return next(
+                (n for n in reversed(candidates) if _case_part(n.GetName(), patterns) is not None), None
+            )
+
+        reference_spec, *other_specs = bundle.inputs
+        reference = latest(reference_spec.patterns)
+        matches = {reference_spec.name: reference}
+        case = None if reference is None else _case_part(reference.GetName(), reference_spec.patterns)
+        for spec in other_specs:
+            same_case = latest([p.replace("*", case) for p in spec.patterns]) if case else None
+            matches[spec.name] = same_case if same_case is not None else latest(spec.patterns)
+        return matches
+
+    def prepare(
+        self,
+        bundle: ModelBundle,
+        inputs: Mapping[str, slicer.vtkMRMLScalarVolumeNode | None],
+        options: SegmentOptions = SegmentOptions(),
+        segmentation_node: slicer.vtkMRMLSegmentationNode | None = None,
+        overwrite_edits: bool = False,
+    ) -> Job:
+        """Check the request and copy the input voxels; raises before any computation is wasted."""
+        missing = [spec.description for spec in bundle.inputs if inputs.get(spec.name) is None]
+        if missing:
+            raise InputError(f"choose a volume for {', '.join(missing)}")
+        nodes = {name: inputs[name] for name in bundle.input_names}
+        ids = [node.GetID() for node in nodes.values()]
+        if len(set(ids)) != len(ids):
+            raise InputError("the same volume is selected for two inputs")
+        if segmentation_node is not None and not overwrite_edits:
+            reference = (
+                self.input_node(segmentation_node, bundle.input_names[0]) or nodes[bundle.input_names[0]]
+            )
+            if is_edited(segmentation_node, reference):
+                raise EditedSegmentationError(segmentation_node)
+        volumes = {}
+        for name, node in nodes.items():
+            volume = volume_from_node(node)
+            volumes[name] = check_image(
+                Volume(volume.array.astype(np.float32), volume.geometry), node.GetName()
+            )
+        return Job(bundle, nodes, volumes, options, segmentation_node, overwrite_edits)
+
+    def run(
+        self,
+        job: Job,
+        progress: Callable[[str, float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Predict (no MRML access: safe in a worker thread). Loaded networks are kept for re-runs."""
+        key = (
+            str(job.bundle.folder),
+            job.bundle.meta["weights"].get("sha256"),
+            job.options.device,
+            job.options.mirror,
+        )
+        if key not in self._predictors:
+            self._predictors[key] = self.make_predictor(job.bundle, job.options.device, job.options.mirror)
+        return self._predictors[key].predict(job.volumes, progress=progress, should_stop=should_stop)
+
+    def apply(self, job: Job, prediction) -> SegmentResult:
+        """Write a prediction into the scene: segmentation, statistics table, probability maps.
+
+        The scene may have changed while the network ran: a removed input is an error, and a target
+        segmentation edited meanwhile is left alone (the result goes to a new node).
+        """
+        reference, bundle = job.reference, job.bundle
+        removed = [name for name, node in job.input_nodes.items() if not self.scene.IsNodePresent(node)]
+        if removed:
+            raise InputError(f"the {', '.join(removed)} volume was removed while segmenting")
+        node = job.segmentation_node
+        if node is not None and not self.scene.IsNodePresent(node):
+            node = None
+        if (
+            node is not None
+            and not job.overwrite_edits
+            and is_edited(node, self.input_node(node) or reference)
+        ):
+            node = None
+        if node is None:
+            name = self.scene.GenerateUniqueName(f"{reference.GetName()} segmentation")
+            node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        write_labels(node, prediction.labels.array, reference, bundle.labels)
+        node.SetAttribute(MODEL_ATTRIBUTE, bundle.id)
+        node.SetAttribute(TASK_ATTRIBUTE, bundle.task)
+        node.SetAttribute(INPUTS_ATTRIBUTE, ",".join(bundle.input_names))
+        for name, input_node in job.input_nodes.items():
+            node.SetNodeReferenceID(INPUT_ROLE + name, input_node.GetID())
+        probability_nodes = self._write_probabilities(node, job, prediction)
+        regions = node.GetNodeReference(REGIONS_ROLE)
+        if regions is not None:
+            write_regions(regions, prediction.labels.array, reference)
+        self.show_overlay(node, "labels")
+        names = {info.value: info.name for info in bundle.labels}
+        rows = label_statistics(Volume(prediction.labels.array, world_geometry(reference)), names)
+        table = self._statistics_node(node)
+        fill_statistics_table(table, rows)
+        return SegmentResult(node, table, rows, probability_nodes, dict(prediction.timings))
+
+    def segment(
+        self,
+        bundle: ModelBundle,
+        inputs: Mapping[str, slicer.vtkMRMLScalarVolumeNode | None],
+        options: SegmentOptions = SegmentOptions(),
+        segmentation_node: slicer.vtkMRMLSegmentationNode | None = None,
+        overwrite_edits: bool = False,
+        progress: Callable[[str, float], None] | None = None,
+    ) -> SegmentResult:
+        """prepare, run and apply in the calling thread (scripts, tests, the module's self-test)."""
+        job = self.prepare(bundle, inputs, options, segmentation_node, overwrite_edits)
+        return self.apply(job, self.run(job, progress))
+
+    def input_node(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, name: str | None = None
+    ) -> slicer.vtkMRMLScalarVolumeNode | None:
+        """The volume a segmentation was made from (``name``: which modality; default the reference)."""
+        names = (segmentation_node.GetAttribute(INPUTS_ATTRIBUTE) or "").split(",")
+        return segmentation_node.GetNodeReference(INPUT_ROLE + (name or names[0]))
+
+    def labels(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> Volume:
+        """The segmentation as it is now (edits included) as a label volume on its input's grid."""
+        reference = self._require_reference(segmentation_node)
+        return Volume(read_labels(segmentation_node, reference), world_geometry(reference))
+
+    def update_statistics(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[LabelStatistics]:
+        """Recompute the statistics table after the user edited the segmentation."""
+        rows = label_statistics(self.labels(segmentation_node), label_names(segmentation_node))
+        fill_statistics_table(self._statistics_node(segmentation_node), rows)
+        return rows
+
+    def statistics_node(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode
+    ) -> slicer.vtkMRMLTableNode | None:
+        return segmentation_node.GetNodeReference(STATISTICS_ROLE)
+
+    def probability_nodes(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list:
+        count = segmentation_node.GetNumberOfNodeReferences(PROBABILITY_ROLE)
+        return [segmentation_node.GetNthNodeReference(PROBABILITY_ROLE, i) for i in range(count)]
+
+    def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
+        """Show tumor labels (NCR/ED/ET) or the nested regions (WT/TC/ET) made from the current labels.
+
+        Returns the node now shown. Regions are recomputed each time, so they follow the user's edits.
+        """
+        if overlay not in OVERLAYS:
+            raise ValueError(f"overlay must be one of {OVERLAYS}, got {overlay!r}")
+        regions = segmentation_node.GetNodeReference(REGIONS_ROLE)
+        if overlay == "regions":
+            if segmentation_node.GetAttribute(TASK_ATTRIBUTE) != "brats":
+                raise InputError("tumor regions exist only for brain-tumor segmentations")
+            if regions is None:
+                regions = self.scene.AddNewNodeByClass(
+                    "vtkMRMLSegmentationNode", f"{segmentation_node.GetName()} regions"
+                )
+                regions.SetAttribute(OUTPUT_ATTRIBUTE, "regions")
+                segmentation_node.SetNodeReferenceID(REGIONS_ROLE, regions.GetID())
+            reference = self._require_reference(segmentation_node)
+            write_regions(regions, read_labels(segmentation_node, reference), reference)
+        shown = regions if overlay == "regions" else segmentation_node
+        for node in (segmentation_node, regions):
+            if node is not None and node.GetDisplayNode() is not None:
+                node.GetDisplayNode().SetVisibility(node is shown)
+        return shown
+
+    def save_training_case(
+        self,
+        segmentation_node: slicer.vtkMRMLSegmentationNode,
+        folder: str | Path,
+        case_id: str | None = None,
+    ) -> list[Path]:
+        """Write the inputs and the (corrected) labels as ``<case>_<input>.nii.gz`` and ``<case>_seg.nii.gz``.
+
+        Every path is checked before anything is written, so a clash leaves no half-written case.
+        """
+        folder = Path(folder)
+        names = [n for n in (segmentation_node.GetAttribute(INPUTS_ATTRIBUTE) or "").split(",") if n]
+        inputs = {name: self.input_node(segmentation_node, name) for name in names}
+        if not names or any(node is None for node in inputs.values()):
+            raise InputError(
+                f"'{segmentation_node.GetName()}' was not made by WMHSegmenter from volumes still loaded"
+            )
+        case_id = case_id or default_case_id(inputs[names[0]].GetName(), names[0])
+        paths = {name: folder / f"{case_id}_{name}.nii.gz" for name in names}
+        label_path = folder / f"{case_id}_seg.nii.gz"
+        for path in [*paths.values(), label_path]:
+            check_output_path(path, overwrite=False)
+        written = [write_volume(volume_from_node(inputs[name]), path) for name, path in paths.items()]
+        labels = self.labels(segmentation_node)
+        written.append(write_volume(labels.with_array(labels.array.astype(np.uint8)), label_path))
+        return written
+
+    def _write_probabilities(self, segmentation_node, job: Job, prediction) -> list:
+        """One probability volume per foreground channel, reusing the nodes of an earlier run."""
+        existing = self.probability_nodes(segmentation_node)
+        segmentation_node.RemoveNodeReferenceIDs(PROBABILITY_ROLE)
+        wanted = job.options.probabilities and prediction.probabilities is not None
+        channels = []
+        if wanted:
+            array = prediction.probabilities.array
+            channels = list(zip(prediction.channel_names, array if array.ndim == 4 else [array]))
+        for stale in existing[len(channels) :]:
+            self.scene.RemoveNode(stale)
+        nodes = []
+        for index, (channel, probabilities) in enumerate(channels):
+            name = f"{segmentation_node.GetName()} {channel} probability"
+            node = (
+                existing[index]
+                if index < len(existing)
+                else self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+            )
+            node.SetName(name)
+            node.SetAttribute(OUTPUT_ATTRIBUTE, "probability")
+            set_array_on_grid_of(node, probabilities.astype(np.float32), job.reference)
+            node.CreateDefaultDisplayNodes()
+            node.GetDisplayNode().SetAutoWindowLevel(False)
+            node.GetDisplayNode().SetWindowLevelMinMax(0.0, 1.0)
+            segmentation_node.AddNodeReferenceID(PROBABILITY_ROLE, node.GetID())
+            nodes.append(node)
+        return nodes
+
+    def _statistics_node(self, segmentation_node) -> slicer.vtkMRMLTableNode:
+        table = self.statistics_node(segmentation_node)
+        if table is None:
+            table = self.scene.AddNewNodeByClass(
+                "vtkMRMLTableNode", f"{segmentation_node.GetName()} statistics"
+            )
+            table.SetAttribute(OUTPUT_ATTRIBUTE, "statistics")
+            segmentation_node.SetNodeReferenceID(STATISTICS_ROLE, table.GetID())
+        return table
+
+    def _require_reference(self, segmentation_node) -> slicer.vtkMRMLScalarVolumeNode:
+        reference = self.input_node(segmentation_node)
+        if reference is None:
+            raise InputError(
+                f"'{segmentation_node.GetName()}' has no input volume: segment it with WMHSegmenter first"
+            )
+        return reference
+
+    def _nodes(self, class_name: str) -> list:
+        collection = self.scene.GetNodesByClass(class_name)
+        return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def default_case_id(reference_name: str, input_name: str) -> str:
+    """``Brats18_X_flair`` -> ``Brats18_X``: the reference's name without its modality suffix."""
+    for separator in ("_", "-", " "):
+        suffix = f"{separator}{input_name}"
+        if reference_name.lower().endswith(suffix):
+            return reference_name[: -len(suffix)]
+    return reference_name
+
+
+def _case_part(name: str, patterns) -> str | None:
+    """What ``*`` stands for in the first of ``patterns`` matching ``name`` (case-insensitive)."""
+    lowered = name.lower()
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if fnmatch.fnmatchcase(lowered, pattern):
+            prefix, _, suffix = pattern.partition("*")
+            return name[len(prefix) : len(name) - len(suffix)]
+    return None

@@ -1,0 +1,203 @@
+"""Segmentation nodes from label maps and back: named, coloured, coded segments on the input's grid.
+
+All segments of a prediction share one labelmap whose voxel values are the bundle's label values,
+so a segmentation written here and read back (after any editing in the Segment Editor) gives the
+same numbers the engine and the label files use. Each segment carries its label value as a tag,
+which survives renaming and recolouring by the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from ..engine.bundle import LabelInfo
+from ..engine.errors import InputError
+from ..engine.labels import region_masks
+from .nodes import image_data
+
+LABEL_TAG = "WMHSegmenter.LabelValue"
+FINGERPRINT_ATTRIBUTE = "WMHSegmenter.LabelsSHA256"
+BINARY_LABELMAP = "Binary labelmap"
+#: The codes in task bundles are SNOMED CT concepts of the DICOM master list (CID 7150/7151).
+TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+TERMINOLOGY_PARTS = ("category", "type", "type_modifier", "region", "region_modifier")
+#: BraTS evaluation regions shown as nested overlays: whole tumor, tumor core, enhancing tumor.
+REGIONS = {
+    "wt": ("Whole tumor", (0.25, 0.75, 0.35)),
+    "tc": ("Tumor core", (0.85, 0.25, 0.25)),
+    "et": ("Enhancing tumor", (1.0, 0.9, 0.2)),
+}
+
+
+def terminology_entry(terminology: dict) -> str:
+    """Slicer's serialized terminology entry for a bundle's {"category": [scheme, value, meaning], ...}."""
+    unknown = set(terminology) - set(TERMINOLOGY_PARTS)
+    if unknown:
+        raise InputError(
+            f"unknown terminology keys {sorted(unknown)} (known: {', '.join(TERMINOLOGY_PARTS)})"
+        )
+    if "category" not in terminology or "type" not in terminology:
+        raise InputError("a terminology needs at least a category and a type")
+    codes = {}
+    for part in TERMINOLOGY_PARTS:
+        code = terminology.get(part, ["", "", ""])
+        if len(code) != 3:
+            raise InputError(f"terminology {part} must be [scheme, value, meaning], got {code!r}")
+        codes[part] = "^".join(code)
+    anatomic_context = ANATOMIC_CONTEXT if "region" in terminology else ""
+    return "~".join(
+        (TERMINOLOGY_CONTEXT, codes["category"], codes["type"], codes["type_modifier"], anatomic_context)
+        + (codes["region"], codes["region_modifier"])
+    )
+
+
+def segment_id(value: int) -> str:
+    """Stable ids, so the Segment Editor keeps its selected segment across re-runs."""
+    return f"label_{value}"
+
+
+def oriented_image(array: np.ndarray, reference: slicer.vtkMRMLVolumeNode) -> slicer.vtkOrientedImageData:
+    """An image on ``reference``'s own voxel grid (segmentations live in their node's local space)."""
+    dimensions = reference.GetImageData().GetDimensions()
+    if tuple(array.shape[::-1]) != tuple(dimensions):
+        raise ValueError(f"array shape {array.shape} does not fit the grid of '{reference.GetName()}'")
+    image = slicer.vtkOrientedImageData()
+    image.ShallowCopy(image_data(array))
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(ijk_to_ras)
+    image.SetImageToWorldMatrix(ijk_to_ras)
+    return image
+
+
+def write_labels(
+    segmentation_node: slicer.vtkMRMLSegmentationNode,
+    labels: np.ndarray,
+    reference: slicer.vtkMRMLVolumeNode,
+    label_infos: Sequence[LabelInfo],
+) -> None:
+    """Replace every segment of ``segmentation_node`` with one segment per bundle label.
+
+    Labels absent from the prediction still get an (empty) segment, so the user can paint them.
+    """
+    values = [info.value for info in label_infos]
+    kept = np.where(np.isin(labels, values), labels, 0)
+    shared = oriented_image(kept.astype(np.uint8 if max(values, default=0) < 256 else np.int16), reference)
+    was_modifying = segmentation_node.StartModify()
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    segmentation_node.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
+    segmentation = segmentation_node.GetSegmentation()
+    segmentation.RemoveAllSegments()
+    for info in label_infos:
+        segment = slicer.vtkSegment()
+        segment.SetName(info.name)
+        segment.SetColor(*info.color)
+        segment.SetLabelValue(info.value)
+        segment.SetTag(LABEL_TAG, str(info.value))
+        if info.terminology:
+            segment.SetTerminology(terminology_entry(info.terminology))
+        segment.AddRepresentation(BINARY_LABELMAP, shared)
+        segmentation.AddSegment(segment, segment_id(info.value))
+    segmentation_node.CreateDefaultDisplayNodes()
+    segmentation_node.EndModify(was_modifying)
+    segmentation_node.SetAttribute(
+        FINGERPRINT_ATTRIBUTE, fingerprint(read_labels(segmentation_node, reference))
+    )
+
+
+def tagged_segments(segmentation_node: slicer.vtkMRMLSegmentationNode) -> dict[str, int]:
+    """Segment id -> label value, for segments written by :func:`write_labels`."""
+    segmentation = segmentation_node.GetSegmentation()
+    tagged = {}
+    for index in range(segmentation.GetNumberOfSegments()):
+        identifier = segmentation.GetNthSegmentID(index)
+        value = vtk.reference("")
+        if segmentation.GetSegment(identifier).GetTag(LABEL_TAG, value):
+            tagged[identifier] = int(str(value))
+    return tagged
+
+
+def label_names(segmentation_node: slicer.vtkMRMLSegmentationNode) -> dict[int, str]:
+    """Label value -> the segment's current name (the user may have renamed it)."""
+    segmentation = segmentation_node.GetSegmentation()
+    return {
+        value: segmentation.GetSegment(identifier).GetName()
+        for identifier, value in tagged_segments(segmentation_node).items()
+    }
+
+
+def read_labels(
+    segmentation_node: slicer.vtkMRMLSegmentationNode, reference: slicer.vtkMRMLVolumeNode
+) -> np.ndarray:
+    """The tagged segments as one (z, y, x) label map on ``reference``'s grid, edits included.
+
+    Where the user let segments overlap, the later segment (higher label value) wins.
+    """
+    if segmentation_node.GetTransformNodeID() != reference.GetTransformNodeID():
+        raise InputError(
+            f"segmentation '{segmentation_node.GetName()}' and volume '{reference.GetName()}' are under "
+            "different transforms: put them under the same one"
+        )
+    x, y, z = reference.GetImageData().GetDimensions()
+    tagged = tagged_segments(segmentation_node)
+    if not tagged:
+        return np.zeros((z, y, x), dtype=np.int16)
+    identifiers, values = vtk.vtkStringArray(), vtk.vtkIntArray()
+    for identifier, value in tagged.items():
+        identifiers.InsertNextValue(identifier)
+        values.InsertNextValue(value)
+    merged = slicer.vtkOrientedImageData()
+    geometry = oriented_image(np.zeros((z, y, x), dtype=np.uint8), reference)
+    extent_mode = slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY
+    if not segmentation_node.GenerateMergedLabelmapForAllSegments(
+        merged, extent_mode, geometry, identifiers, values
+    ):
+        raise InputError(f"could not read segmentation '{segmentation_node.GetName()}' as a label map")
+    if tuple(merged.GetExtent()) != (0, x - 1, 0, y - 1, 0, z - 1):
+        raise InputError(
+            f"segmentation '{segmentation_node.GetName()}' does not cover '{reference.GetName()}'"
+        )
+    return numpy_support.vtk_to_numpy(merged.GetPointData().GetScalars()).reshape(z, y, x).copy()
+
+
+def fingerprint(labels: np.ndarray) -> str:
+    digest = hashlib.sha256(str(labels.shape).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int16).tobytes())
+    return digest.hexdigest()
+
+
+def is_edited(segmentation_node: slicer.vtkMRMLSegmentationNode, reference: slicer.vtkMRMLVolumeNode) -> bool:
+    """True when overwriting the node would lose work: edited labels or segments we did not write."""
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetNumberOfSegments() == 0:
+        return False
+    if len(tagged_segments(segmentation_node)) != segmentation.GetNumberOfSegments():
+        return True
+    written = segmentation_node.GetAttribute(FINGERPRINT_ATTRIBUTE)
+    return written is None or written != fingerprint(read_labels(segmentation_node, reference))
+
+
+def write_regions(
+    segmentation_node: slicer.vtkMRMLSegmentationNode, labels: np.ndarray, reference: slicer.vtkMRMLVolumeNode
+) -> None:
+    """WT, TC and ET as overlapping segments (each in its own layer), drawn nested WT < TC < ET."""
+    masks = region_masks(labels)
+    was_modifying = segmentation_node.StartModify()
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    segmentation_node.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
+    segmentation = segmentation_node.GetSegmentation()
+    segmentation.RemoveAllSegments()
+    for region, (name, color) in REGIONS.items():
+        segment = slicer.vtkSegment()
+        segment.SetName(name)
+        segment.SetColor(*color)
+        segment.AddRepresentation(BINARY_LABELMAP, oriented_image(masks[region].astype(np.uint8), reference))
+        segmentation.AddSegment(segment, region)
+    segmentation_node.CreateDefaultDisplayNodes()
+    segmentation_node.EndModify(was_modifying)
