@@ -25,6 +25,7 @@ from WMHSegmenterLib.engine.device import available_devices
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.scene import dependencies
+from WMHSegmenterLib.scene.activations import parse_layer_names
 from WMHSegmenterLib.scene.background import BackgroundRun
 from WMHSegmenterLib.scene.logic import EditedSegmentationError, SegmenterLogic, SegmentOptions
 from WMHSegmenterLib.scene.reloading import reload_package
@@ -43,6 +44,13 @@ STAGES = {
     "postprocess": "Making the label map",
 }
 POLL_MILLISECONDS = 100
+ACTIVATION_VIEWS = {
+    "mean": "Mean over channels",
+    "max": "Maximum over channels",
+    "pca": "First principal component",
+    "channel": "One channel",
+    "gradcam": "Grad-CAM (class attribution)",
+}
 
 
 class WMHSegmenter(ScriptedLoadableModule):
@@ -73,6 +81,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.job = None
         self.run = None
         self.timer = None
+        self.activationChannels = {}
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -100,7 +109,13 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.updateStatisticsButton.clicked.connect(self.onUpdateStatistics)
         self.ui.saveTrainingCaseButton.clicked.connect(self.onSaveTrainingCase)
+        self.ui.activationLayerComboBox.currentIndexChanged.connect(self.onActivationLayerChanged)
+        self.ui.activationViewComboBox.currentIndexChanged.connect(lambda index: self.showActivations())
+        self.ui.activationChannelSpinBox.valueChanged.connect(lambda value: self.showActivations())
+        self.ui.activationClassComboBox.currentIndexChanged.connect(lambda index: self.showActivations())
+        self.ui.activationOpacitySliderWidget.valueChanged.connect(self.logic.set_activation_opacity)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.onTaskChanged()
         self.onOutputChanged(self.ui.outputSegmentationSelector.currentNode())
 
@@ -110,6 +125,8 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.run.cancel()
         if self.timer is not None:
             self.timer.stop()
+        if self.logic is not None:
+            self.logic.drop_activations()
 
     def onReload(self):
         """Reload the library too, so edits to WMHSegmenterLib take effect without restarting Slicer."""
@@ -200,6 +217,8 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             device=self.ui.deviceComboBox.currentData,
             mirror=self.ui.mirrorCheckBox.checked,
             probabilities=self.ui.probabilityCheckBox.checked,
+            activations=self.ui.activationsCheckBox.checked,
+            activation_layers=parse_layer_names(self.ui.activationLayersLineEdit.text),
         )
         output = self.ui.outputSegmentationSelector.currentNode()
         try:
@@ -273,6 +292,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.setCurrentNode(result.segmentation_node)
         self.ui.showLabelsRadioButton.checked = True
         self.showLayers(fit=True)
+        self.fillActivationSelectors()
         summary = "; ".join(
             f"{row.name}: {row.volume_ml:.2f} ml in {row.components} lesion(s)" for row in result.statistics
         )
@@ -289,6 +309,9 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.resultsCollapsibleButton,
         ):
             widget.enabled = not running
+        self.ui.activationsCollapsibleButton.enabled = (
+            not running and self.logic.activation_choices() is not None
+        )
         self.ui.outputSegmentationSelector.enabled = not running
         self.ui.segmentButton.enabled = not running and self.currentBundle() is not None
         self.ui.cancelButton.enabled = running
@@ -421,6 +444,70 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.trainingFolderPathLineEdit.addCurrentPathToHistory()
         self.setStatus(f"Saved {len(paths)} files to {folder}: {', '.join(p.name for p in paths)}")
 
+    # --- what the network sees ---------------------------------------------------------------
+
+    def fillActivationSelectors(self):
+        """Offer what the last run kept, keeping the user's choices where they still exist."""
+        choices = self.logic.activation_choices()
+        self.ui.activationsCollapsibleButton.enabled = choices is not None
+        if choices is None:
+            return
+        self.activationChannels = {info.name: info.channels for info in choices.layers}
+        layers = [
+            (f"{i.name} ({i.channels} channels, stride {'x'.join(map(str, i.stride))})", i.name)
+            for i in choices.layers
+        ]
+        _refill(self.ui.activationLayerComboBox, layers)
+        _refill(self.ui.activationViewComboBox, [(ACTIVATION_VIEWS[v], v) for v in choices.views])
+        _refill(self.ui.activationClassComboBox, [(name, name) for name in choices.classes])
+        self.onActivationLayerChanged()
+
+    def onActivationLayerChanged(self):
+        channels = self.activationChannels.get(self.ui.activationLayerComboBox.currentData, 1)
+        with _signalsBlocked(self.ui.activationChannelSpinBox):
+            self.ui.activationChannelSpinBox.maximum = channels - 1
+        self.showActivations()
+
+    def showActivations(self):
+        """Refill the activation volume with the selected layer and view and overlay it."""
+        view = self.ui.activationViewComboBox.currentData
+        self.ui.activationChannelSpinBox.enabled = view == "channel"
+        self.ui.activationClassComboBox.enabled = view == "gradcam"
+        if view is None or self.logic.activation_choices() is None:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not show the activations.", waitCursor=True):
+            self.logic.show_activations(
+                self.ui.activationLayerComboBox.currentData,
+                view,
+                self.ui.activationChannelSpinBox.value,
+                self.ui.activationClassComboBox.currentData,
+                self.ui.activationOpacitySliderWidget.value,
+            )
+
+    def onSceneStartClose(self, caller, event):
+        """A closing scene takes the input and segmentation with it: release the kept maps too."""
+        self.logic.drop_activations()
+        self.ui.activationsCollapsibleButton.enabled = False
+
+
+@contextlib.contextmanager
+def _signalsBlocked(widget):
+    widget.blockSignals(True)
+    try:
+        yield
+    finally:
+        widget.blockSignals(False)
+
+
+def _refill(comboBox, items):
+    """Replace a combo box's (title, data) items without signals; keep the current data if offered."""
+    with _signalsBlocked(comboBox):
+        previous = comboBox.currentData
+        comboBox.clear()
+        for title, data in items:
+            comboBox.addItem(title, data)
+        comboBox.setCurrentIndex(0 if previous is None else max(comboBox.findData(previous), 0))
+
 
 def _describe(bundle):
     """One paragraph about a model: what it is, its inputs, and a warning when it is untrained."""
@@ -483,9 +570,14 @@ class WMHSegmenterTest(ScriptedLoadableModuleTest):
         with tempfile.TemporaryDirectory() as folder:
             bundle = save_bundle(UNet3D(UNetConfig(1, 2, features=(4, 8))), meta, folder)
             logic = SegmenterLogic(slicer.mrmlScene, list_models=lambda: [bundle])
-            result = logic.segment(bundle, {"flair": flair}, SegmentOptions(device="cpu", probabilities=True))
+            options = SegmentOptions(device="cpu", probabilities=True, activations=True)
+            result = logic.segment(bundle, {"flair": flair}, options)
         self.assertEqual(read_labels(result.segmentation_node, flair).shape, image.shape)
         self.assertEqual(result.segmentation_node.GetSegmentation().GetNumberOfSegments(), 1)
         self.assertEqual(result.statistics_node.GetNumberOfRows(), 1)
         self.assertEqual(len(result.probability_nodes), 1)
+        self.assertEqual(
+            logic.show_activations("bottleneck", "gradcam", class_name="WMH"), result.activation_node
+        )
+        logic.drop_activations()
         self.delayDisplay("Test passed")

@@ -7,6 +7,9 @@ no MRML), :meth:`SegmenterLogic.apply` writes the results into the scene (main t
 
 A segmentation the user has edited is never overwritten silently: :meth:`prepare` raises
 :class:`EditedSegmentationError` unless asked to overwrite, and the panel asks the user.
+
+With ``SegmentOptions.activations`` the same prediction pass captures feature maps; the logic keeps
+one run's maps (see :mod:`.activations`) until the next run starts or :meth:`drop_activations`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,16 @@ from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.errors import InputError
 from ..engine.quantify import LabelStatistics, label_statistics
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
+from .activations import (
+    DEFAULT_OPACITY,
+    ActivationChoices,
+    KeptActivations,
+    fill_activation_node,
+    make_recorder,
+    set_foreground_opacity,
+    show_in_slice_views,
+    view_spec,
+)
 from .nodes import set_array_on_grid_of, volume_from_node, world_geometry
 from .segmentation import is_edited, label_names, read_labels, write_labels, write_regions
 from .statistics import fill_statistics_table
@@ -37,6 +50,7 @@ INPUT_ROLE = f"{ATTRIBUTE}.Input."
 PROBABILITY_ROLE = f"{ATTRIBUTE}.Probability"
 STATISTICS_ROLE = f"{ATTRIBUTE}.Statistics"
 REGIONS_ROLE = f"{ATTRIBUTE}.Regions"
+ACTIVATION_ROLE = f"{ATTRIBUTE}.Activation"
 OVERLAYS = ("labels", "regions")
 
 PredictorFactory = Callable[[ModelBundle, str, bool], Any]
@@ -65,6 +79,9 @@ class SegmentOptions:
     device: str = "auto"
     mirror: bool = False
     probabilities: bool = False
+    activations: bool = False
+    #: blocks to capture (see engine.activations.list_layers); empty: every block
+    activation_layers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,6 +94,13 @@ class Job:
     options: SegmentOptions
     segmentation_node: slicer.vtkMRMLSegmentationNode | None = None
     overwrite_edits: bool = False
+    #: set by :meth:`SegmenterLogic.run` when activations were captured; the logic takes it over in apply
+    recorder: Any = None
+
+    def close_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
 
     @property
     def reference(self) -> slicer.vtkMRMLScalarVolumeNode:
@@ -90,6 +114,7 @@ class SegmentResult:
     statistics_node: slicer.vtkMRMLTableNode
     statistics: list[LabelStatistics]
     probability_nodes: list[slicer.vtkMRMLScalarVolumeNode] = field(default_factory=list)
+    activation_node: slicer.vtkMRMLScalarVolumeNode | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -101,11 +126,16 @@ class SegmenterLogic:
         scene: slicer.vtkMRMLScene,
         list_models: Callable[[], list[ModelBundle]] = list_bundles,
         make_predictor: PredictorFactory = engine_predictor,
+        activation_memory_budget: int | None = None,
     ):
+        """``activation_memory_budget``: bytes of feature maps kept in RAM before the engine spills
+        them to temporary files (default: the engine's)."""
         self.scene = scene
         self.list_models = list_models
         self.make_predictor = make_predictor
+        self.activation_memory_budget = activation_memory_budget
         self._predictors: dict[tuple, Any] = {}
+        self._activations: KeptActivations | None = None
 
     def models(self, task: str) -> list[ModelBundle]:
         return [bundle for bundle in self.list_models() if bundle.task == task]
@@ -164,6 +194,7 @@ class SegmenterLogic:
             volumes[name] = check_image(
                 Volume(volume.array.astype(np.float32), volume.geometry), node.GetName()
             )
+        self.drop_activations()  # a new run: never hold two runs' maps at once
         return Job(bundle, nodes, volumes, options, segmentation_node, overwrite_edits)
 
     def run(
@@ -172,7 +203,10 @@ class SegmenterLogic:
         progress: Callable[[str, float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ):
-        """Predict (no MRML access: safe in a worker thread). Loaded networks are kept for re-runs."""
+        """Predict (no MRML access: safe in a worker thread). Loaded networks are kept for re-runs.
+
+        With activations on, the recorder rides along in the same pass and is left on ``job.recorder``.
+        """
         key = (
             str(job.bundle.folder),
             job.bundle.meta["weights"].get("sha256"),
@@ -181,14 +215,31 @@ class SegmenterLogic:
         )
         if key not in self._predictors:
             self._predictors[key] = self.make_predictor(job.bundle, job.options.device, job.options.mirror)
-        return self._predictors[key].predict(job.volumes, progress=progress, should_stop=should_stop)
+        predictor = self._predictors[key]
+        if job.options.activations:
+            job.recorder = make_recorder(
+                predictor, job.options.activation_layers, self.activation_memory_budget
+            )
+        try:
+            return predictor.predict(
+                job.volumes, progress=progress, should_stop=should_stop, recorder=job.recorder
+            )
+        except BaseException:
+            job.close_recorder()
+            raise
 
     def apply(self, job: Job, prediction) -> SegmentResult:
-        """Write a prediction into the scene: segmentation, statistics table, probability maps.
+        """Write a prediction into the scene: segmentation, statistics table, probability maps, activations.
 
         The scene may have changed while the network ran: a removed input is an error, and a target
         segmentation edited meanwhile is left alone (the result goes to a new node).
         """
+        try:
+            return self._apply(job, prediction)
+        finally:
+            job.close_recorder()  # unless the logic kept it: then it is closed by drop_activations
+
+    def _apply(self, job: Job, prediction) -> SegmentResult:
         reference, bundle = job.reference, job.bundle
         removed = [name for name, node in job.input_nodes.items() if not self.scene.IsNodePresent(node)]
         if removed:
@@ -212,6 +263,7 @@ class SegmenterLogic:
         for name, input_node in job.input_nodes.items():
             node.SetNodeReferenceID(INPUT_ROLE + name, input_node.GetID())
         probability_nodes = self._write_probabilities(node, job, prediction)
+        activation_node = self._keep_activations(node, job, prediction)
         regions = node.GetNodeReference(REGIONS_ROLE)
         if regions is not None:
             write_regions(regions, prediction.labels.array, reference)
@@ -220,7 +272,14 @@ class SegmenterLogic:
         rows = label_statistics(Volume(prediction.labels.array, world_geometry(reference)), names)
         table = self._statistics_node(node)
         fill_statistics_table(table, rows)
-        return SegmentResult(node, table, rows, probability_nodes, dict(prediction.timings))
+        return SegmentResult(
+            node,
+            table,
+            rows,
+            probability_nodes,
+            activation_node=activation_node,
+            timings=dict(prediction.timings),
+        )
 
     def segment(
         self,
@@ -261,6 +320,55 @@ class SegmenterLogic:
     def probability_nodes(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list:
         count = segmentation_node.GetNumberOfNodeReferences(PROBABILITY_ROLE)
         return [segmentation_node.GetNthNodeReference(PROBABILITY_ROLE, i) for i in range(count)]
+
+    def activation_node(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode
+    ) -> slicer.vtkMRMLScalarVolumeNode | None:
+        return segmentation_node.GetNodeReference(ACTIVATION_ROLE)
+
+    def activation_choices(self) -> ActivationChoices | None:
+        """Layers, views and classes the last run kept, for the panel's selectors; None if none kept."""
+        return None if self._activations is None else self._activations.choices()
+
+    def show_activations(
+        self,
+        layer: str,
+        view: str = "mean",
+        channel: int = 0,
+        class_name: str | None = None,
+        opacity: float = DEFAULT_OPACITY,
+    ) -> slicer.vtkMRMLScalarVolumeNode:
+        """Put one view of a kept layer into the segmentation's single activation volume and overlay it.
+
+        ``view`` is one of :data:`.activations.VIEWS`; ``channel`` and ``class_name`` serve the
+        ``channel`` and ``gradcam`` views. The same node is refilled and renamed each time.
+        """
+        kept = self._activations
+        if kept is None:
+            raise InputError("no activations are kept: segment with 'Keep activations' on")
+        segmentation_node = kept.segmentation_node
+        if not self.scene.IsNodePresent(segmentation_node) or not self.scene.IsNodePresent(kept.reference):
+            self.drop_activations()
+            raise InputError("the segmentation or input the activations belong to was removed")
+        spec = view_spec(view, channel, class_name)
+        node = self.activation_node(segmentation_node)
+        if node is None:
+            node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+            node.SetAttribute(OUTPUT_ATTRIBUTE, "activations")
+            segmentation_node.SetNodeReferenceID(ACTIVATION_ROLE, node.GetID())
+        name = f"{kept.reference.GetName()} activations {layer} {spec}"
+        fill_activation_node(node, kept.view(layer, spec), name)
+        show_in_slice_views(self.scene, node, opacity, background=kept.reference)
+        return node
+
+    def set_activation_opacity(self, opacity: float) -> None:
+        set_foreground_opacity(self.scene, opacity)
+
+    def drop_activations(self) -> None:
+        """Release the kept maps (and their spilled files); the activation volume stays as it is."""
+        if self._activations is not None:
+            self._activations.close()
+            self._activations = None
 
     def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
         """Show tumor labels (NCR/ED/ET) or the nested regions (WT/TC/ET) made from the current labels.
@@ -342,6 +450,21 @@ class SegmenterLogic:
             segmentation_node.AddNodeReferenceID(PROBABILITY_ROLE, node.GetID())
             nodes.append(node)
         return nodes
+
+    def _keep_activations(self, segmentation_node, job: Job, prediction):
+        """Keep a run's maps and show the first layer's mean; without maps, remove a stale volume."""
+        self.drop_activations()
+        if job.recorder is None:
+            stale = self.activation_node(segmentation_node)
+            if stale is not None:
+                self.scene.RemoveNode(stale)
+            return None
+        self._activations = KeptActivations(
+            prediction.activations, job.reference, segmentation_node, job.recorder
+        )
+        job.recorder = None
+        first = next(iter(prediction.activations))
+        return self.show_activations(first)
 
     def _statistics_node(self, segmentation_node) -> slicer.vtkMRMLTableNode:
         table = self.statistics_node(segmentation_node)
