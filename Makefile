@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/wmhseg demo --out demo-output
 
 test: $(STAMP)
+	sh scripts/install_browser.sh
 	$(PYTHON) -m pytest
 
 lint: $(STAMP)

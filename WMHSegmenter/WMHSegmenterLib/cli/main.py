@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..engine.errors import Cancelled, InputError
-from . import activations, demo, evaluate, models, segment
+from . import activations, demo, evaluate, models, segment, web
 
-SUBCOMMANDS = (models, segment, evaluate, activations, demo)
+SUBCOMMANDS = (models, segment, evaluate, activations, web, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

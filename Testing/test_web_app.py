@@ -1,0 +1,151 @@
+"""The page's handlers in-process: overlays, probability and activation foregrounds, statistics after edits.
+
+Builds the real WebApp (trame-slicer's SlicerApp, offscreen views, segment editor) without a browser or
+a listening socket, and changes its state as the page's widgets would. The browser itself is driven in
+test_web_e2e.py; this covers the choices that test does not click through, on a small BraTS case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # before any view exists
+
+from slicer_scene import slicer  # noqa: E402
+
+from conftest import blob_volume, make_bundle  # noqa: E402
+from WMHSegmenterLib.engine.volume import write_volume  # noqa: E402
+from WMHSegmenterLib.scene.logic import REGIONS_ROLE  # noqa: E402
+from WMHSegmenterLib.scene.segmentation import oriented_image, read_labels, segment_id  # noqa: E402
+from WMHSegmenterLib.web.app import WebApp  # noqa: E402
+
+SHAPE = (12, 32, 28)
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, loop):
+    models, data = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("data")
+    bundles = [make_bundle(models / "test-brats", "brats"), make_bundle(models / "test-wmh", "wmh")]
+    for seed, modality in enumerate(("flair", "t1", "t1ce", "t2")):
+        write_volume(blob_volume(SHAPE, seed=seed), data / f"Brats_7_{modality}.nii.gz")
+    app = WebApp(data, server="test_web_app", list_models=lambda: bundles)
+    app.server.state.ready()  # what a page connecting does: from now on changes run their callbacks
+    change(app, model_id="test-brats")
+    assert app.panel.data.cases[1] == {"title": "Brats_7", "value": "Brats_7_flair.nii.gz"}
+    change(app, case_key="Brats_7_flair.nii.gz", keep_activations=True)
+    app.open_case()
+    assert "Opened Brats_7" in app.panel.data.message
+    app.segment()
+    settle(loop, app)
+    assert "Done in" in app.panel.data.message, app.panel.data.message
+    return app
+
+
+def change(app: WebApp, **values) -> None:
+    """Set panel state as the page does: the change callbacks run when the state is flushed."""
+    with app.server.state:
+        for key, value in values.items():
+            setattr(app.panel.data, key, value)
+
+
+def settle(loop, app: WebApp, seconds: float = 1.0) -> None:
+    """Run the server's loop until Segment has finished and pending refreshes have run."""
+
+    async def idle():
+        deadline = time.monotonic() + 120
+        while app.panel.data.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(seconds)
+
+    loop.run_until_complete(idle())
+
+
+def foregrounds(app: WebApp) -> set:
+    collection = app.slicer.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    return {
+        collection.GetItemAsObject(i).GetForegroundVolumeID() for i in range(collection.GetNumberOfItems())
+    }
+
+
+def test_activation_maps_are_the_first_foreground_and_every_view_can_be_shown(app):
+    data, logic = app.panel.data, app.session.logic
+    assert data.foreground == "activations" and data.views[:3] == ["mean", "max", "pca"]
+    assert [f["value"] for f in data.foregrounds] == [
+        "none",
+        "probability:0",
+        "probability:1",
+        "probability:2",
+        "activations",
+    ]
+    node = logic.activation_node(app.session.segmentation)
+    for view, extra in [
+        ("max", {}),
+        ("channel", {"channel": 2}),
+        ("gradcam", {"class_name": data.classes[-1]}),
+    ]:
+        change(app, layer=data.layers[-1]["value"], view=view, **extra)
+        assert data.message_type != "error", data.message
+        assert foregrounds(app) == {node.GetID()}
+        assert data.layers[-1]["value"] in node.GetName() and view in node.GetName()
+    change(app, channel=10_000)
+    assert data.channel == data.layers[-1]["channels"] - 1
+
+
+def test_probability_maps_and_none_as_foreground(app):
+    probability = app.session.logic.probability_nodes(app.session.segmentation)[1]
+    change(app, foreground="probability:1", foreground_opacity=0.3)
+    assert foregrounds(app) == {probability.GetID()}
+    collection = app.slicer.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    assert collection.GetItemAsObject(0).GetForegroundOpacity() == pytest.approx(0.3)
+    change(app, foreground="none")
+    assert foregrounds(app) == {None}
+
+
+def test_regions_overlay_takes_the_editor_display_settings(app):
+    segmentation = app.session.segmentation
+    change(app, overlay="regions")
+    regions = segmentation.GetNodeReference(REGIONS_ROLE)
+    assert regions.GetDisplayNode().GetVisibility() and not segmentation.GetDisplayNode().GetVisibility()
+    with app.server.state:
+        app.page.display.data.opacity_mode = 2  # outline only
+    assert not regions.GetDisplayNode().GetVisibility2DFill()
+    assert regions.GetDisplayNode().GetVisibility2DOutline()
+    change(app, overlay="labels")
+    assert segmentation.GetDisplayNode().GetVisibility() and not regions.GetDisplayNode().GetVisibility()
+    assert (
+        app.page.display.data.show_3d and app.slicer.segmentation_editor.is_surface_representation_enabled()
+    )
+
+
+def test_statistics_follow_edits(app, loop):
+    segmentation, reference = app.session.segmentation, app.session.case.reference
+    edited = read_labels(segmentation, reference) == 2
+    edited[4:8, 10:20, 10:20] = True
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image(edited.astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
+    settle(loop, app)
+    edema = next(row for row in app.panel.data.statistics if row["label"] == 2)
+    assert edema["voxels"] == int((read_labels(segmentation, reference) == 2).sum())
+
+
+def test_cancel_and_save(app, loop):
+    app.segment()
+    app.session.cancel()
+    settle(loop, app, seconds=0.1)
+    assert app.panel.data.message == "Cancelled." and not app.panel.data.running
+    app.save()
+    assert app.panel.data.message == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz in the data folder."

@@ -1,0 +1,150 @@
+"""One browser's workflow on one scene, free of trame: open a case, segment in the background, save.
+
+The page (app.py) only binds widgets to these methods, so the workflow is tested on real MRML without a
+browser, and Segment takes the Slicer module's path: SegmenterLogic's prepare (main thread), run (a
+worker thread) and apply (main thread again). Edits are never overwritten: re-segmenting an edited
+result writes a new segmentation and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..engine.bundle import ModelBundle
+from ..engine.cases import image_stem
+from ..engine.errors import InputError
+from ..engine.quantify import LabelStatistics
+from ..engine.volume import read_volume
+from ..scene.background import BackgroundRun
+from ..scene.logic import EditedSegmentationError, SegmenterLogic, SegmentOptions, SegmentResult
+from ..scene.nodes import add_volume_node
+from .cases import case_choices, resolve_case
+from .saving import save_segmentation
+
+#: An MRML node; only scene/ imports MRML, so the web layer hands nodes on without naming their classes.
+Node = Any
+
+
+@dataclass
+class OpenCase:
+    id: str
+    inputs: dict[str, Node]  # modality -> node, the reference first
+    folder: Path  # where corrections are saved
+
+    @property
+    def reference(self) -> Node:
+        return next(iter(self.inputs.values()))
+
+
+class WebSession:
+    """The case, the running job and the current result of one page."""
+
+    def __init__(self, logic: SegmenterLogic, data_root: str | Path):
+        self.logic = logic
+        self.data_root = Path(data_root).resolve(strict=True)
+        self.case: OpenCase | None = None
+        self.segmentation: Node | None = None
+        self.note = ""  # said once after the next result, e.g. that edits were kept
+        self._run: BackgroundRun | None = None
+        self._job = None
+
+    def models(self) -> list[ModelBundle]:
+        return self.logic.list_models()
+
+    def model(self, model_id: str) -> ModelBundle:
+        for bundle in self.models():
+            if bundle.id == model_id:
+                return bundle
+        raise InputError(f"unknown model {model_id!r}: choose one from the list")
+
+    def case_choices(self, bundle: ModelBundle) -> list[dict[str, str]]:
+        return case_choices(self.data_root, bundle)
+
+    def open_case(self, bundle: ModelBundle, key: str) -> OpenCase:
+        """Read every modality first (a bad file leaves the open case as it was), then replace the scene."""
+        if self.running:
+            raise InputError("a segmentation is running: cancel it before opening another case")
+        files = resolve_case(self.data_root, bundle, key)
+        volumes = {name: read_volume(path) for name, path in files.paths.items()}
+        self.logic.drop_activations()
+        self.logic.scene.Clear(False)
+        self.segmentation = None
+        inputs = {
+            name: add_volume_node(self.logic.scene, volume, image_stem(files.paths[name].name) or name)
+            for name, volume in volumes.items()
+        }
+        folder = self.data_root if files.is_sample else files.paths[bundle.input_names[0]].parent
+        self.case = OpenCase(files.id, inputs, folder)
+        return self.case
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    @property
+    def run(self) -> BackgroundRun | None:
+        return self._run
+
+    def start_segment(self, bundle: ModelBundle, options: SegmentOptions) -> BackgroundRun:
+        """Check and copy the inputs, then predict in a worker thread; poll :attr:`run`, then :meth:`finish`.
+
+        A result the user has edited is never overwritten: the new one goes to a new segmentation.
+        """
+        if self.case is None:
+            raise InputError("open a case first")
+        if self.running:
+            raise InputError("a segmentation is already running")
+        missing = [spec.description for spec in bundle.inputs if spec.name not in self.case.inputs]
+        if missing:
+            raise InputError(f"the open case has no {', '.join(missing)}: open a case for this model")
+        inputs = {name: self.case.inputs[name] for name in bundle.input_names}
+        target = self.segmentation
+        try:
+            job = self.logic.prepare(bundle, inputs, options, target)
+        except EditedSegmentationError:
+            job = self.logic.prepare(bundle, inputs, options, None)
+            self.note = f"Your edits stay in '{target.GetName()}'; the new result is a new segmentation."
+        self._job = job
+        self._run = BackgroundRun(lambda progress, stop: self.logic.run(job, progress, stop)).start()
+        return self._run
+
+    def cancel(self) -> None:
+        if self._run is not None:
+            self._run.cancel()
+
+    def finish(self) -> SegmentResult:
+        """Write the finished run into the scene; re-raises its error (Cancelled when cancelled)."""
+        run, job = self._run, self._job
+        if run is None or not run.done:
+            raise RuntimeError("no finished segmentation to apply")
+        self._run = self._job = None
+        result = self.logic.apply(job, run.result())
+        self.segmentation = result.segmentation_node
+        return result
+
+    def statistics(self) -> list[dict]:
+        """The current segmentation's table rows (edits included), recomputed by the scene logic."""
+        if self.segmentation is None:
+            return []
+        return statistics_rows(self.logic.update_statistics(self.segmentation))
+
+    def save(self) -> list[Path]:
+        if self.case is None or self.segmentation is None:
+            raise InputError("segment a case before saving")
+        return save_segmentation(self.logic, self.segmentation, self.case.folder, self.case.id)
+
+
+def statistics_rows(rows: list[LabelStatistics]) -> list[dict]:
+    """Table rows as the page shows them (the numbers of the engine's quantify)."""
+    return [
+        {
+            "label": row.label,
+            "name": row.name,
+            "voxels": row.voxels,
+            "volume_ml": round(row.volume_ml, 3),
+            "components": row.components,
+        }
+        for row in rows
+    ]
