@@ -28,6 +28,8 @@ class Augmentation:
     """Random transforms of one patch; randomness comes from torch's generator, which the caller seeds."""
 
     def __init__(self, settings: Mapping[str, Any]):
+        import torchio  # noqa: F401  (imported once here, not in every data-loader worker)
+
         self.settings = settings
 
     def __call__(
@@ -37,9 +39,13 @@ class Augmentation:
 
         affine = np.diag([*map(float, spacing_xyz), 1.0])
         subject = tio.Subject(
-            image=tio.ScalarImage(tensor=torch.from_numpy(np.ascontiguousarray(image.transpose(0, 3, 2, 1))), affine=affine),
+            image=tio.ScalarImage(
+                tensor=torch.from_numpy(np.ascontiguousarray(image.transpose(0, 3, 2, 1))), affine=affine
+            ),
             labels=tio.LabelMap(
-                tensor=torch.from_numpy(np.ascontiguousarray(labels.transpose(2, 1, 0)[None].astype(np.int16))),
+                tensor=torch.from_numpy(
+                    np.ascontiguousarray(labels.transpose(2, 1, 0)[None].astype(np.int16))
+                ),
                 affine=affine,
             ),
         )
@@ -47,7 +53,9 @@ class Augmentation:
         transformed = tio.Compose(self.transforms(extent_mm))(subject)
         out_image = transformed["image"].data.numpy().transpose(0, 3, 2, 1)
         out_labels = transformed["labels"].data.numpy()[0].transpose(2, 1, 0)
-        return np.ascontiguousarray(out_image, dtype=np.float32), np.ascontiguousarray(out_labels, dtype=np.uint8)
+        return np.ascontiguousarray(out_image, dtype=np.float32), np.ascontiguousarray(
+            out_labels, dtype=np.uint8
+        )
 
     def transforms(self, extent_mm: np.ndarray) -> list:
         """TorchIO transforms in nnU-Net's order: spatial, resolution, intensity, flips."""
@@ -69,7 +77,9 @@ class Augmentation:
         if s["elastic"]["p"] > 0:
             control_points = int(s["elastic"]["control_points"])
             grid_spacing = extent_mm / (control_points - 2)
-            displacement = np.minimum(s["elastic"]["max_displacement_mm"], MAX_DISPLACEMENT_FRACTION * grid_spacing)
+            displacement = np.minimum(
+                s["elastic"]["max_displacement_mm"], MAX_DISPLACEMENT_FRACTION * grid_spacing
+            )
             transforms.append(
                 tio.RandomElasticDeformation(
                     num_control_points=control_points,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
 from WMHSegmenterLib.engine import resampling as engine_resampling
 from WMHSegmenterLib.engine.preprocessing import prepare_case
@@ -111,7 +112,9 @@ def load_or_build(
     code = preprocessing_code_digest()
     loaded = []
     for case in cases:
-        folder = cache_dir / f"{_safe_name(case.id)}-{cache_key(case, task, input_names, preprocessing, code)}"
+        folder = (
+            cache_dir / f"{_safe_name(case.id)}-{cache_key(case, task, input_names, preprocessing, code)}"
+        )
         built = not (folder / META_FILE).is_file()
         if built:
             if not build:

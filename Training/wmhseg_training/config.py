@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from WMHSegmenterLib.engine.errors import InputError
 
 #: Relative paths in a config are relative to the repository (the folder holding Training/).
@@ -164,7 +165,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("epochs", "iterations_per_epoch", "batch_size"):
         _require(_is_int(training[key]) and training[key] >= 1, f"training.{key} must be a positive integer")
     _require(_is_int(training["workers"]) and training["workers"] >= 0, "training.workers must be >= 0")
-    _require(0 <= float(training["foreground_fraction"]) <= 1, "training.foreground_fraction must be in [0, 1]")
+    _require(
+        _is_number(training["foreground_fraction"]) and 0 <= training["foreground_fraction"] <= 1,
+        "training.foreground_fraction must be a number in [0, 1]",
+    )
+    max_cases = config["validation"]["max_cases"]
+    _require(
+        max_cases is None or (_is_int(max_cases) and max_cases >= 1),
+        "validation.max_cases must be a positive integer or null (all)",
+    )
     terms = loss_terms(training["loss"])
     _require(bool(terms), f"training.loss must join {LOSS_TERMS} with '+', got {training['loss']!r}")
     _require(
@@ -196,6 +205,20 @@ def check_config(config: Mapping[str, Any]) -> None:
         all(p % s == 0 for p, s in zip(patch, stride)),
         f"training.patch_size_zyx {patch} must be divisible by the network's total stride {list(stride)}",
     )
+    if config["augmentation"]["enabled"]:
+        _check_augmentation(config["augmentation"], patch)
+
+
+def _check_augmentation(settings: Mapping[str, Any], patch_size_zyx) -> None:
+    """Build the transforms once now: a bad range would otherwise fail inside a data-loader worker."""
+    import numpy as np
+
+    from .augmentation import Augmentation
+
+    try:
+        Augmentation(settings).transforms(np.asarray(patch_size_zyx[::-1], dtype=float))
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"augmentation section: {error}") from None
 
 
 def loss_terms(loss: str) -> tuple[str, ...]:
@@ -218,6 +241,10 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
         elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
             changed.append(f"{prefix}{key}")
     return changed
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_int(value: Any) -> bool:

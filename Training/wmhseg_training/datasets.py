@@ -8,6 +8,7 @@ hours later. Label values are checked when a case is first cached (see cache.py)
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+
+from WMHSegmenterLib.engine.cases import image_stem
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.labels import BRATS2018, as_label_array, convert_convention, detect_convention
 from WMHSegmenterLib.engine.volume import READABLE_EXTENSIONS, Geometry
@@ -88,17 +91,26 @@ def read_wmh2017(root: Path, input_names: Sequence[str]) -> list[CaseFiles]:
 
 
 def read_brats(root: Path, input_names: Sequence[str]) -> list[CaseFiles]:
-    """``<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz`` (2017-2021) or ``<case>/<case>-{t2f,t1n,t1c,t2w,seg}``."""
+    """``<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz`` (2017-21), ``<case>-{t2f,t1n,t1c,t2w,seg}`` (2023).
+
+    A folder holding any file named after itself with a BraTS suffix is a case (and must then be
+    complete); other folders are searched below, so ``root`` may be a release with HGG/ and LGG/.
+    """
     cases = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        naming = next((n for n in BRATS_NAMINGS if _find_image(folder, folder.name + n["label"])), None)
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        folder = Path(directory)
+        stems = {image_stem(f) for f in files} - {None}
+        naming = next(
+            (n for n in BRATS_NAMINGS if any(folder.name + suffix in stems for suffix in n.values())), None
+        )
         if naming is None:
-            raise InputError(
-                "not a BraTS case folder (no <case>_seg or <case>-seg label file named after the folder)",
-                folder,
-            )
+            continue
+        subdirectories.clear()
         images = {name: _image_file(folder, folder.name + naming[name], name) for name in input_names}
-        cases.append(CaseFiles(folder.name, images, _find_image(folder, folder.name + naming["label"])))
+        cases.append(
+            CaseFiles(folder.name, images, _image_file(folder, folder.name + naming["label"], "label"))
+        )
     return cases
 
 
@@ -108,8 +120,9 @@ def read_csv(path: Path, input_names: Sequence[str]) -> list[CaseFiles]:
     Relative paths are relative to the CSV's folder, so a CSV can travel with its data.
     """
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = set(rows[0]) if rows else set()
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    columns = set(reader.fieldnames or ())
     missing = [c for c in (*input_names, CSV_LABEL_COLUMN) if c not in columns]
     if missing:
         raise InputError(f"CSV lacks the column(s) {', '.join(missing)}", path)

@@ -3,7 +3,8 @@
 Lesions fill well under 1 % of a brain, so uniformly placed patches would teach the network mostly
 "background"; centring a fixed share of patches on a foreground voxel (nnU-Net uses 1/3) fixes that.
 Every patch is a pure function of (seed, rank, epoch, index): any number of data-loader workers, and a
-run resumed after a crash, draw exactly the same patches.
+run resumed after a crash, draw exactly the same patches. The epoch travels inside the index (see
+:class:`EpochIndices`), so persistent workers need no message when an epoch starts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .augmentation import Augmentation
 from .cache import CachedCase
@@ -36,7 +37,9 @@ def crop(array: np.ndarray, start_zyx: Sequence[int], size_zyx: Sequence[int]) -
 class PatchSampler:
     """Draws (image, labels) regions of ``region_size`` voxels from the cases."""
 
-    def __init__(self, cases: Sequence[CachedCase], region_size_zyx: Sequence[int], foreground_fraction: float):
+    def __init__(
+        self, cases: Sequence[CachedCase], region_size_zyx: Sequence[int], foreground_fraction: float
+    ):
         self.cases = list(cases)
         self.region_size = tuple(int(s) for s in region_size_zyx)
         self.foreground_fraction = float(foreground_fraction)
@@ -50,14 +53,17 @@ class PatchSampler:
             label = case.foreground_classes[int(rng.integers(len(case.foreground_classes)))]
             points = case.foreground(label)
             centre = points[int(rng.integers(len(points)))]
-            start = [int(np.clip(c - r // 2, lo, hi)) for c, r, lo, hi in zip(centre, self.region_size, lowest, highest)]
+            start = [
+                int(np.clip(c - r // 2, lo, hi))
+                for c, r, lo, hi in zip(centre, self.region_size, lowest, highest)
+            ]
         else:
             start = [int(rng.integers(lo, hi + 1)) for lo, hi in zip(lowest, highest)]
         return crop(case.image, start, self.region_size), crop(case.labels, start, self.region_size), case
 
 
 class PatchDataset(Dataset):
-    """One epoch of patches: ``samples_per_epoch`` items, set :attr:`epoch` before iterating."""
+    """Patches by global index ``epoch * samples_per_epoch + item`` (see :class:`EpochIndices`)."""
 
     def __init__(
         self,
@@ -73,13 +79,13 @@ class PatchDataset(Dataset):
         self.samples_per_epoch = int(samples_per_epoch)
         self.seed, self.rank = int(seed), int(rank)
         self.augmentation = augmentation
-        self.epoch = 0
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.rank, self.epoch, int(index)])
+        epoch, item = divmod(int(index), self.samples_per_epoch)
+        rng = np.random.default_rng([self.seed, self.rank, epoch, item])
         image, labels, case = self.sampler.sample(rng)
         if self.augmentation is not None:
             # TorchIO draws from torch's global generator: seed it per patch without disturbing the caller's
@@ -91,3 +97,18 @@ class PatchDataset(Dataset):
         image = np.ascontiguousarray(image[(slice(None), *window)], dtype=np.float32)
         labels = np.ascontiguousarray(labels[window]).astype(np.int64)
         return torch.from_numpy(image), torch.from_numpy(labels)
+
+
+class EpochIndices(Sampler[int]):
+    """The indices of one epoch's patches; the loop sets :attr:`epoch` before iterating the loader."""
+
+    def __init__(self, samples_per_epoch: int):
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __iter__(self):
+        first = self.epoch * self.samples_per_epoch
+        return iter(range(first, first + self.samples_per_epoch))

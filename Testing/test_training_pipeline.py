@@ -1,0 +1,198 @@
+"""Cache, patch sampling, augmentation and losses: the pieces between a data set and a gradient."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from test_training_helpers import head_and_lesions, make_folder_dataset
+
+from wmhseg_training.augmentation import Augmentation
+from wmhseg_training.cache import load_or_build
+from wmhseg_training.config import DEFAULTS
+from wmhseg_training.datasets import find_cases
+from wmhseg_training.losses import (
+    SegmentationLoss,
+    brats_region_targets,
+    deep_supervision_weights,
+    overlap_loss,
+)
+from wmhseg_training.sampling import PatchDataset, PatchSampler, crop
+from WMHSegmenterLib.engine.preprocessing import prepare_case
+from WMHSegmenterLib.engine.volume import read_image, read_volume
+
+PREPROCESSING = {"spacing_xyz_mm": [1.0, 1.0, 1.5], "crop_margin_mm": 2}
+
+
+@pytest.fixture
+def folder_cases(tmp_path):
+    root = make_folder_dataset(tmp_path / "ms", cases=2)
+    data = {"root": str(root), "layout": "folder", "label_file": "lesions", "image_files": None}
+    return find_cases(data, "wmh", ["flair"])
+
+
+def test_cache_holds_exactly_what_the_predictor_prepares_and_is_reused(tmp_path, folder_cases):
+    built = []
+    cached = load_or_build(
+        folder_cases,
+        tmp_path / "cache",
+        "wmh",
+        ["flair"],
+        PREPROCESSING,
+        on_case=lambda i, b: built.append(b),
+    )
+    case = folder_cases[0]
+    expected = prepare_case(
+        {"flair": read_image(case.images["flair"])},
+        ["flair"],
+        PREPROCESSING,
+        labels=read_volume(case.label),
+    )
+    np.testing.assert_array_equal(cached[0].image, expected.image)
+    np.testing.assert_array_equal(cached[0].labels, expected.labels)
+    assert cached[0].spacing_xyz == (1.0, 1.0, 1.5)
+    assert built == [True, True]
+
+    load_or_build(
+        folder_cases,
+        tmp_path / "cache",
+        "wmh",
+        ["flair"],
+        PREPROCESSING,
+        on_case=lambda i, b: built.append(b),
+    )
+    assert built[2:] == [False, False]  # second epoch / second run: no NIfTI read
+
+    stat = case.images["flair"].stat()
+    os.utime(case.images["flair"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    load_or_build(
+        folder_cases,
+        tmp_path / "cache",
+        "wmh",
+        ["flair"],
+        PREPROCESSING,
+        on_case=lambda i, b: built.append(b),
+    )
+    assert built[4:] == [True, False]  # a changed file is preprocessed again, its stale entry removed
+    entries = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").iterdir())
+    assert entries == ["patient00", "patient01"]
+
+    load_or_build(folder_cases, tmp_path / "cache", "wmh", ["flair"], {**PREPROCESSING, "crop_margin_mm": 4})
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # other settings: other entries
+
+
+def test_crop_pads_outside_the_volume_with_zeros():
+    array = np.arange(27, dtype=np.float32).reshape(3, 3, 3) + 1
+    patch = crop(array, (-1, 1, 2), (3, 3, 3))
+    assert patch.shape == (3, 3, 3)
+    assert np.all(patch[0] == 0) and np.all(patch[:, 2:] == 0) and np.all(patch[:, :, 1:] == 0)
+    np.testing.assert_array_equal(patch[1:, :2, 0], array[:2, 1:, 2])
+
+
+def test_foreground_oversampling_centres_patches_on_lesions(tmp_path, folder_cases):
+    cached = load_or_build(folder_cases, tmp_path / "cache", "wmh", ["flair"], PREPROCESSING)
+    lesion_share = cached[0].labels.astype(bool).mean()
+    for fraction, expect_all in ((1.0, True), (0.0, False)):
+        dataset = PatchDataset(PatchSampler(cached, (8, 8, 8), fraction), (8, 8, 8), 64, seed=3)
+        centres = [dataset[i][1][4, 4, 4].item() for i in range(64)]
+        if expect_all:
+            assert all(centres)
+        else:
+            assert np.mean(centres) < 0.5 and lesion_share < 0.1
+
+
+def test_patches_depend_only_on_seed_rank_epoch_and_index(tmp_path, folder_cases):
+    cached = load_or_build(folder_cases, tmp_path / "cache", "wmh", ["flair"], PREPROCESSING)
+    sampler = PatchSampler(cached, (12, 12, 12), 0.33)
+    augmentation = Augmentation(
+        {**DEFAULTS["augmentation"], "elastic": {**DEFAULTS["augmentation"]["elastic"], "p": 1.0}}
+    )
+    first = PatchDataset(sampler, (8, 8, 8), 8, seed=5, augmentation=augmentation)
+    again = PatchDataset(sampler, (8, 8, 8), 8, seed=5, augmentation=augmentation)
+    torch.manual_seed(123)  # the caller's generator must neither matter nor be disturbed
+    state = torch.get_rng_state()
+    a = [first[i] for i in (3, 1)]
+    assert torch.equal(torch.get_rng_state(), state)
+    b = [again[i] for i in (3, 1)]
+    for (image_a, labels_a), (image_b, labels_b) in zip(a, b):
+        assert image_a.shape == (1, 8, 8, 8) and labels_a.dtype == torch.int64
+        assert torch.equal(image_a, image_b) and torch.equal(labels_a, labels_b)
+    assert not torch.equal(again[8 + 3][0], a[0][0])  # the same item of the next epoch
+    other_rank = PatchDataset(sampler, (8, 8, 8), 8, seed=5, rank=1, augmentation=augmentation)
+    assert not torch.equal(other_rank[3][0], a[0][0])
+
+
+def test_every_augmentation_keeps_shapes_and_label_values():
+    image, labels = head_and_lesions(0)
+    labels[2:4, 10:12, 10:12] = 2
+    image = (image - image.mean()) / image.std()
+    settings = {**DEFAULTS["augmentation"]}
+    for key, value in settings.items():
+        if isinstance(value, dict) and "p" in value:
+            settings[key] = {**value, "p": 1.0}
+    torch.manual_seed(0)
+    out_image, out_labels = Augmentation(settings)(image[None], labels, (1.0, 1.0, 2.0))
+    assert out_image.shape == (1, *labels.shape) and out_image.dtype == np.float32
+    assert out_labels.shape == labels.shape and set(np.unique(out_labels)) <= {0, 1, 2}
+    assert np.isfinite(out_image).all() and not np.allclose(out_image, image)
+
+
+def wmh_logits(labels: torch.Tensor, confidence: float = 8.0) -> torch.Tensor:
+    """Logits that predict ``labels`` (0/1) confidently; the ignored label 2 is predicted as WMH."""
+    foreground = (labels > 0).float()
+    return torch.stack([(1 - foreground) * confidence, foreground * confidence], dim=1)
+
+
+def test_label_2_is_ignored_not_background():
+    labels = torch.zeros(1, 8, 8, 8, dtype=torch.long)
+    labels[0, 2:4, 2:4, 2:4] = 1
+    labels[0, 5:7, 5:7, 5:7] = 2
+    loss = SegmentationLoss("wmh", ("dice", "ce"))
+    logits = wmh_logits(labels)
+    base = loss(logits, labels)
+    changed = logits.clone()
+    changed[:, :, 5:7, 5:7, 5:7] = torch.randn(1, 2, 2, 2, 2) * 10
+    assert loss(changed, labels) == pytest.approx(base.item(), abs=1e-6)
+    as_background = labels.clone()
+    as_background[labels == 2] = 0
+    assert loss(logits, as_background) > base + 0.1  # had 2 been background, predicting WMH there costs
+
+
+def test_overlap_terms_by_hand():
+    p = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]])
+    g = torch.tensor([[[1.0, 0.0, 1.0, 0.0]]])
+    # intersection 1, |p| + |g| = 4: Dice 2/4, Jaccard 1/3
+    assert overlap_loss(p, g, "dice").item() == pytest.approx(0.5, abs=1e-5)
+    assert overlap_loss(p, g, "jaccard").item() == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_brats_regions_are_nested_sigmoid_targets_and_loss_prefers_truth():
+    labels = torch.tensor([0, 1, 2, 4]).reshape(1, 1, 1, 4)
+    targets = brats_region_targets(labels)
+    # channels: whole tumor {1,2,4}, tumor core {1,4}, enhancing {4}
+    assert targets[0, :, 0, 0].tolist() == [[0, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 1]]
+    loss = SegmentationLoss("brats", ("dice", "ce"))
+    right = (targets * 2 - 1) * 8
+    assert loss(right, labels) < 0.01 < loss(-right, labels)
+
+
+def test_deep_supervision_weights_and_scales():
+    assert deep_supervision_weights(3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    labels = torch.zeros(2, 8, 8, 8, dtype=torch.long)
+    labels[:, :4] = 1
+    loss = SegmentationLoss("wmh", ("dice", "ce"))
+    outputs = [wmh_logits(labels), wmh_logits(labels[:, ::2, ::2, ::2]), torch.zeros(2, 2, 2, 2, 2)]
+    expected = sum(
+        w * loss(o, labels if i == 0 else labels[:, :: 2**i, :: 2**i, :: 2**i])
+        for i, (w, o) in enumerate(zip(deep_supervision_weights(3), outputs))
+    )
+    assert loss(outputs, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss(outputs, labels) > loss(outputs[:2], labels)  # the coarse, uninformed head adds loss
+
+
+def test_cached_arrays_are_memory_maps_reopened_by_workers(tmp_path, folder_cases):
+    (entry,) = load_or_build(folder_cases[:1], tmp_path / "cache", "wmh", ["flair"], PREPROCESSING)
+    assert isinstance(entry.image, np.memmap)
+    assert entry.__getstate__()["_arrays"] == {}

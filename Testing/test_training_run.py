@@ -1,0 +1,223 @@
+"""Whole runs: train -> validate -> export -> `wmhseg segment`; kill and resume; two torchrun ranks."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+import yaml
+from test_training_helpers import make_folder_dataset, tiny_config
+
+from wmhseg_training.checkpoints import load_checkpoint
+from wmhseg_training.cli import main
+from wmhseg_training.metadata import network_config
+from WMHSegmenterLib.engine.bundle import find_bundle, sha256_of
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.metrics import evaluate_wmh
+from WMHSegmenterLib.engine.unet import UNet3D
+from WMHSegmenterLib.engine.volume import read_volume
+
+WMHSEG = Path(sys.executable).with_name("wmhseg")
+#: Columns that measure time, which no two runs share.
+TIMING_COLUMNS = {"train_seconds", "seconds_per_iteration", "validation_seconds", "epoch_seconds"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny tensors: a second thread costs more than it saves (on a busy machine, ten times more).
+
+    Also keeps runs in this process and in subprocesses on the same thread count, as bit-identical
+    comparisons between them need.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)
+
+
+def train_cli(config: Path, run_dir: Path, *extra: str) -> int:
+    return main(["--config", str(config), "--run-dir", str(run_dir), "--device", "cpu", "--quiet", *extra])
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]
+
+
+def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, capsys):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(
+        tmp_path / "tiny.yaml",
+        data,
+        tmp_path / "runs",
+        augmentation={"enabled": True},
+        training={"workers": 1},
+    )
+    run = tmp_path / "run"
+    assert train_cli(config, run) == 0
+    assert "epoch 2/2" in capsys.readouterr().out
+
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,learning_rate") and "val_dice" in rows[0] and len(rows) == 3
+    assert (run / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["patch_size_zyx"] == [16, 16, 16]
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and len(last["history"]) == 2 and "optimizer" in last
+
+    bundle_dir = tmp_path / "models" / "tiny-wmh"
+    assert main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir)]) == 0
+    meta = yaml.safe_load((bundle_dir / "model.json").read_text())
+    assert meta["training"]["trained"] is True and meta["training"]["hyperparameters"]["network"][
+        "features"
+    ] == [4, 8, 16]
+    assert meta["weights"]["sha256"] == sha256_of(bundle_dir / "weights.safetensors")
+    assert meta["network"]["deep_supervision"] is False and meta["inference"]["patch_size_zyx"] == [
+        16,
+        16,
+        16,
+    ]
+    assert {"code_version", "date", "hardware", "seconds", "data", "epochs"} <= set(meta["training"])
+    assert "## Limitations" in (bundle_dir / "MODEL_CARD.md").read_text()
+    monkeypatch.setenv("WMHSEG_MODELS", str(bundle_dir.parent))
+    assert find_bundle("tiny-wmh").trained
+
+    (validation_case,) = meta["training"]["data"]["validation_cases"]
+    flair, labels = data / validation_case / "flair.nii.gz", data / validation_case / "lesions.nii.gz"
+    output = tmp_path / "segmented.nii.gz"
+    done = subprocess.run(
+        [
+            str(WMHSEG),
+            "segment",
+            "--model",
+            str(bundle_dir),
+            "--flair",
+            str(flair),
+            "-o",
+            str(output),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    segmented, reference = sitk.ReadImage(str(output)), sitk.ReadImage(str(flair))
+    assert segmented.GetSize() == reference.GetSize() and segmented.GetOrigin() == reference.GetOrigin()
+    # the score training reported is the score the shipped product gets on that case
+    dice = evaluate_wmh(read_volume(labels), read_volume(output))["dice"]
+    assert dice == pytest.approx(meta["validation"]["metrics"]["dice"], abs=1e-9)
+
+    assert train_cli(config, run) == 2
+    assert "already holds a checkpoint: continue it with --resume" in capsys.readouterr().err
+    assert train_cli(config, run, "--resume", "--set", "training.loss=jaccard") == 2
+    assert "config differs from the run's (training.loss)" in capsys.readouterr().err
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(
+        tmp_path / "tiny.yaml",
+        data,
+        tmp_path / "runs",
+        augmentation={"enabled": True},
+        training={"epochs": 8, "iterations_per_epoch": 3},
+        validation={"every_epochs": 3},
+    )
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert train_cli(config, straight) == 0
+
+    command = [
+        sys.executable,
+        "-m",
+        "wmhseg_training",
+        "--config",
+        str(config),
+        "--run-dir",
+        str(interrupted),
+    ]
+    process = subprocess.Popen([*command, "--device", "cpu", "--quiet"], stdout=subprocess.DEVNULL)
+    checkpoint = interrupted / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    saved = load_checkpoint(checkpoint)  # whatever the moment of the kill, the file loads
+    assert 1 <= saved["epoch"] < 8, "the run finished before it could be killed"
+
+    assert train_cli(config, interrupted, "--resume") == 0
+    assert not list(checkpoint.parent.glob(".*.partial"))  # a write the kill interrupted is cleared away
+    resumed, uninterrupted = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (interrupted, straight))
+    assert resumed["epoch"] == uninterrupted["epoch"] == 8
+    for name, tensor in uninterrupted["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    for index, buffers in uninterrupted["optimizer"]["state"].items():
+        assert torch.equal(
+            resumed["optimizer"]["state"][index]["momentum_buffer"], buffers["momentum_buffer"]
+        )
+    assert resumed["scheduler"] == uninterrupted["scheduler"]
+    assert without_timings(resumed["history"]) == without_timings(uninterrupted["history"])
+    assert (interrupted / "metrics.csv").read_text().count("\n") == 9  # header + 8 epochs, none twice
+
+
+RANK_SCRIPT = """
+import os, sys, torch
+from wmhseg_training.config import load_config, resolve_paths
+from wmhseg_training.loop import train
+result = train(resolve_paths(load_config(sys.argv[1])), sys.argv[2], device="cpu", show_progress=False)
+torch.save(result.network.state_dict(), os.path.join(sys.argv[3], "rank%s.pt" % os.environ["RANK"]))
+"""
+
+
+def test_two_torchrun_processes_hold_identical_parameters_after_a_step(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config_path = tiny_config(
+        tmp_path / "tiny.yaml", data, tmp_path / "runs", training={"epochs": 1, "iterations_per_epoch": 1}
+    )
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    run = tmp_path / "run"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    done = subprocess.run(
+        [*launch, str(script), str(config_path), str(run), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert checkpoint["hardware"]["processes"] == 2 and "val_dice" in checkpoint["history"][0]
+    config = checkpoint["config"]
+    torch.manual_seed(config["training"]["seed"])
+    initial = UNet3D(network_config(config)).state_dict()
+    for name, tensor in rank0.items():
+        assert torch.equal(tensor, rank1[name]), name
+        assert torch.equal(tensor, checkpoint["model"][name]), name
+    assert any(not torch.equal(rank0[n], initial[n]) for n in initial)  # a step was taken
+
+
+def test_checkpoints_refuse_pickled_objects(tmp_path):
+    malicious = tmp_path / "last.pt"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    malicious.write_bytes(pickle.dumps({"format": 1, "model": Payload()}, protocol=2))
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_checkpoint(malicious)
+    assert not (tmp_path / "pwned").exists()
+    torch.save(
+        {"format": 1, "model": {"w": torch.zeros(2)}, "epoch": 3, "history": [{"loss": np.nan}]}, malicious
+    )
+    assert load_checkpoint(malicious)["epoch"] == 3

@@ -1,0 +1,101 @@
+"""`wmhseg-train`: train (or resume) a run from a YAML config, and export a run as a model bundle.
+
+wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
+wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from WMHSegmenterLib.engine.device import DEVICE_CHOICES
+from WMHSegmenterLib.engine.errors import InputError
+
+PROGRAM = "wmhseg-train"
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Train WMHSegmenter's 3D U-Net on a data set. "
+        f"To bundle a finished run: {PROGRAM} export RUN_DIR --id ID --out FOLDER.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="YAML run configuration")
+    parser.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--data", type=Path, help="data folder (or CSV file), overriding data.root")
+    parser.add_argument("--fold", help="fold to validate on (0..folds-1) or 'all', overriding data.fold")
+    parser.add_argument("--run-dir", type=Path, help="run folder (default: <output.runs_dir>/<name>-fold<k>)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any setting, e.g. --set training.epochs=2 (repeatable; values are YAML)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROGRAM} export", description="Write a run as a model bundle.")
+    parser.add_argument("run_dir", type=Path, help="the run folder (holds checkpoints/)")
+    parser.add_argument("--id", required=True, help="model id, as `wmhseg segment --model` names it")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to create")
+    parser.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto")
+    parser.add_argument("--version", default="1.0.0", help="model version written to model.json")
+    parser.add_argument("--name", help="human-readable model name (default: the id)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .config import apply_override, load_config, resolve_paths
+    from .loop import train
+
+    config = load_config(args.config, args.overrides)
+    if args.data is not None:
+        config["data"]["root"] = str(args.data.resolve())
+    if args.fold is not None:
+        apply_override(config, f"data.fold={args.fold}")
+    config = resolve_paths(config)
+    run_dir = (
+        args.run_dir
+        or Path(config["output"]["runs_dir"]) / f"{config['output']['name']}-fold{config['data']['fold']}"
+    )
+    run_dir = run_dir.resolve()
+    train(config, run_dir, resume=args.resume, device=args.device, show_progress=not args.quiet)
+    print(f"run finished: {run_dir}  (bundle it: {PROGRAM} export {run_dir} --id <id> --out <folder>)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    bundle = export_run(
+        args.run_dir, args.id, args.out, args.checkpoint, args.version, args.name, args.overwrite
+    )
+    dice = {k: v for k, v in bundle.meta["validation"]["metrics"].items() if k.endswith("dice")}
+    print(f"wrote {bundle.folder} (model {bundle.id}; validation {dice})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    logging.getLogger("wmhseg").setLevel(logging.WARNING)
+    try:
+        if argv[:1] == ["export"]:
+            return run_export(export_parser().parse_args(argv[1:]))
+        if argv[:1] == ["train"]:
+            argv = argv[1:]
+        return run_train(train_parser().parse_args(argv))
+    except InputError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted; finished epochs are saved (continue with --resume)", file=sys.stderr)
+        return 130

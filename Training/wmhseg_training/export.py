@@ -1,0 +1,123 @@
+"""A run's checkpoint -> a model bundle `wmhseg segment`, Slicer and the web app load like any other.
+
+The bundle is written by the engine's ``save_bundle`` (weights as safetensors with their sha256), into
+a temporary folder renamed into place, so a half-exported bundle never appears in a models folder.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from WMHSegmenterLib.engine.bundle import ModelBundle, save_bundle
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.unet import UNet3D
+
+from .checkpoints import load_checkpoint
+from .loop import run_paths
+from .metadata import bundle_metadata, network_config
+from .model_card import model_card
+
+CHECKPOINT_CHOICES = ("auto", "best", "last")
+INTENDED_USE = {
+    "wmh": "Research: segmenting white matter hyperintensities on brain FLAIR MRI of adults.",
+    "brats": "Research: segmenting glioma sub-regions (necrotic core, edema, enhancing tumor) on "
+    "co-registered, skull-stripped FLAIR, T1, T1ce and T2 MRI.",
+}
+
+
+def export_run(
+    run_dir: str | Path,
+    model_id: str,
+    out: str | Path,
+    checkpoint: str = "auto",
+    version: str = "1.0.0",
+    name: str | None = None,
+    overwrite: bool = False,
+) -> ModelBundle:
+    """Bundle the best checkpoint (``auto``: best if validation ever ran, else last) of ``run_dir``."""
+    paths = run_paths(Path(run_dir))
+    out = Path(out)
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise InputError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}, got {checkpoint!r}")
+    if not model_id or any(c in model_id for c in "/\\ "):
+        raise InputError(f"model id must be a non-empty name without slashes or spaces, got {model_id!r}")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    chosen = (
+        paths["best"]
+        if checkpoint == "best" or (checkpoint == "auto" and paths["best"].is_file())
+        else paths["last"]
+    )
+    state = load_checkpoint(chosen)
+    config = state["config"]
+    network = UNet3D(network_config(config, deep_supervision=False))
+    inference_weights = {k: v for k, v in state["model"].items() if not k.startswith("deep_heads.")}
+    network.load_state_dict(inference_weights, strict=True)
+
+    meta = bundle_metadata(config, model_id, version)
+    meta["name"] = name or model_id
+    meta["intended_use"] = INTENDED_USE[config["task"]]
+    meta["training"] = _json_safe(training_provenance(state, chosen.name))
+    meta["validation"] = _json_safe(validation_summary(state))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        save_bundle(network, meta, temporary, model_card(meta))
+        if out.exists():
+            shutil.rmtree(out)
+        temporary.rename(out)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return ModelBundle(out)
+
+
+def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str, Any]:
+    config = state["config"]
+    return {
+        "trained": True,
+        "checkpoint": checkpoint_name,
+        "epochs": state["epoch"],
+        "epochs_planned": config["training"]["epochs"],
+        "iterations_per_epoch": config["training"]["iterations_per_epoch"],
+        "data": {
+            "layout": config["data"]["layout"],
+            "root": config["data"]["root"],
+            "fold": config["data"]["fold"],
+            "folds": config["data"]["folds"],
+            **state["data"],
+        },
+        "code_version": state["code_version"],
+        "date": state["saved"],
+        "hardware": state["hardware"],
+        "seconds": round(float(state["seconds"]), 1),
+        "hyperparameters": {key: value for key, value in config.items() if key != "output"},
+    }
+
+
+def validation_summary(state: dict[str, Any]) -> dict[str, Any]:
+    data = state["data"]
+    return {
+        "metrics": state["validation_metrics"],
+        "epoch": state["epoch"],
+        "cases": len(data["validation_cases"]),
+        "selection": state["best"],
+        "on_training_data": state["config"]["data"]["fold"] == "all",
+        "method": "whole volumes through the engine's Predictor, scored by the engine's metrics on each "
+        "case's original grid",
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (e.g. AVD of a lesion-free reference) as null: strict JSON readers reject NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

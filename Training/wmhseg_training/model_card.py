@@ -1,0 +1,94 @@
+"""MODEL_CARD.md: what a bundle was trained on, how well it did, and what it must not be used for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Metrics shown in the card's table, per task, with how to read them.
+CARD_METRICS = {
+    "wmh": [
+        ("dice", "Dice (higher is better)"),
+        ("hd95", "95th-percentile Hausdorff distance, mm (lower is better)"),
+        ("avd", "Absolute volume difference, % (lower is better)"),
+        ("lesion_recall", "Lesion recall"),
+        ("lesion_f1", "Lesion F1"),
+    ],
+    "brats": [
+        ("wt_dice", "Whole tumor Dice"),
+        ("tc_dice", "Tumor core Dice"),
+        ("et_dice", "Enhancing tumor Dice"),
+        ("wt_hd95", "Whole tumor HD95, mm"),
+        ("tc_hd95", "Tumor core HD95, mm"),
+        ("et_hd95", "Enhancing tumor HD95, mm"),
+    ],
+}
+
+
+def model_card(meta: Mapping[str, Any]) -> str:
+    training, validation = meta["training"], meta["validation"]
+    data = training["data"]
+    hyper = training["hyperparameters"]
+    inputs = ", ".join(spec["description"] for spec in meta["inputs"])
+    spacing = ", ".join("input" if s is None else f"{s:g}" for s in meta["preprocessing"]["spacing_xyz_mm"])
+    rows = []
+    for key, label in CARD_METRICS[meta["task"]]:
+        value = validation["metrics"].get(key)
+        rows.append(f"| {label} | {'n/a' if value is None else f'{value:.3f}'} |")
+    where = (
+        "the training cases themselves (fold 'all': optimistic)"
+        if validation["on_training_data"]
+        else (f"{validation['cases']} held-out case(s) of fold {data['fold']} of {data['folds']}")
+    )
+    lines = [
+        f"# {meta['name']} (`{meta['id']}`, version {meta['version']})",
+        "",
+        f"A 3D U-Net for the `{meta['task']}` task of WMHSegmenter, retrained with `wmhseg-train`.",
+        "",
+        "## Intended use",
+        "",
+        meta["intended_use"],
+        "Not a medical device: results must be reviewed by a qualified reader before any clinical use.",
+        "",
+        "## Inputs and outputs",
+        "",
+        f"- Inputs: {inputs} (co-registered; the first defines the output grid).",
+        f"- Resampled to {spacing} mm (x, y, z) and z-scored inside the head before the network.",
+        f"- Outputs: {', '.join(label['name'] for label in meta['outputs']['labels'])}.",
+        "",
+        "## Training data",
+        "",
+        f"- {data['training_cases']} training case(s), layout `{data['layout']}`, from `{data['root']}`.",
+        f"- Validation on {where}.",
+        "",
+        "## Training",
+        "",
+        f"- {training['epochs']} epoch(s) of {training['iterations_per_epoch']} iterations, batch "
+        f"{hyper['training']['batch_size']}, patch {hyper['training']['patch_size_zyx']} (z, y, x).",
+        f"- Loss {hyper['training']['loss']}, optimizer {hyper['training']['optimizer']['name']}, "
+        f"schedule {hyper['training']['schedule']['name']}; weights from `{training['checkpoint']}`.",
+        f"- Code {training['code_version']}, saved {training['date']}, {training['seconds']:.0f} s on "
+        f"{_hardware(training['hardware'])}.",
+        "",
+        f"## Validation (epoch {validation['epoch']})",
+        "",
+        "| Metric | Mean |",
+        "|---|---|",
+        *rows,
+        "",
+        "Scored by the engine's metrics (WMH challenge / BraTS definitions) on each case's original grid.",
+        "",
+        "## Limitations",
+        "",
+        f"- Trained on {data['training_cases']} case(s): performance on other scanners, field strengths,",
+        "  protocols, ages or pathologies is unknown until measured there.",
+        "- Expects the modalities above, co-registered; a missing or misregistered modality degrades it.",
+        "- Validation numbers from few cases have wide uncertainty.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _hardware(hardware: Mapping[str, Any]) -> str:
+    device = hardware.get("gpu") or f"{hardware.get('cpu_count')} CPU cores"
+    return f"{hardware.get('processes', 1)} process(es), {device}"

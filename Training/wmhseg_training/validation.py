@@ -1,0 +1,65 @@
+"""Validation through the product's own path: whole volumes through the engine's Predictor, scored by
+the engine's metrics, on each case's original grid. A score seen here is the score a user will get.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from WMHSegmenterLib.engine.bundle import ModelBundle
+from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
+from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.volume import read_image, read_volume
+
+from .datasets import CaseFiles
+from .metadata import bundle_metadata
+
+#: The number that picks the best checkpoint: higher is better.
+SELECTION_METRIC = {"wmh": "dice", "brats": "mean_dice"}
+
+
+def validate(
+    network: torch.nn.Module,
+    config: Mapping[str, Any],
+    cases: Sequence[CaseFiles],
+    device: torch.device,
+    run_dir: Path,
+    on_case: Callable[[str, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Mean metrics over ``cases`` (NaN-aware: the WMH AVD is undefined on lesion-free references)."""
+    bundle = ModelBundle(run_dir, meta=bundle_metadata(config, model_id="validation"))
+    settings = config["validation"]
+    predictor = Predictor(
+        bundle, device=device.type, network=network, overlap=settings["overlap"], mirror=settings["mirror"]
+    )
+    per_case = []
+    try:
+        for case in cases:
+            inputs = {name: read_image(path) for name, path in case.images.items()}
+            prediction = predictor.predict(inputs, sources=case.images)
+            scores = score(config["task"], read_volume(case.label), prediction.labels, case.label)
+            per_case.append(scores)
+            if on_case is not None:
+                on_case(case.id, scores)
+    finally:
+        network.train()
+    return {key: _nanmean([s[key] for s in per_case]) for key in per_case[0]} if per_case else {}
+
+
+def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
+    if task == "wmh":
+        return evaluate_wmh(reference, prediction)
+    metrics = evaluate_brats(reference, prediction, reference_source=source)
+    metrics["mean_dice"] = float(np.mean([metrics[f"{r}_dice"] for r in ("wt", "tc", "et")]))
+    return metrics
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
