@@ -78,10 +78,12 @@ DEFAULTS: dict[str, Any] = {
     "validation": {"every_epochs": 5, "max_cases": None, "overlap": 0.25, "mirror": False},
     "inference": {"overlap": 0.5, "tile_batch": 1, "mirror": False, "min_component_voxels": 0},
     "output": {"runs_dir": "runs", "name": None, "cache_dir": None},
+    # synthetic FLAIR patches mixed into training (wmhseg_training/synthetic/); fraction 0 turns it off
+    "synthetic": {"fraction": 0.0, "foreground_fraction": None, "anatomies": [], "generator": {}},
 }
 
 #: Keys whose value is a free-form mapping (not checked key by key against DEFAULTS).
-FREE_FORM = {("data", "image_files")}
+FREE_FORM = {("data", "image_files"), ("synthetic", "generator")}
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -207,6 +209,20 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     if config["augmentation"]["enabled"]:
         _check_augmentation(config["augmentation"], patch)
+    _check_synthetic(config["synthetic"], config["task"])
+
+
+def _check_synthetic(section: Mapping[str, Any], task: str) -> None:
+    """Parse the generator settings now, so a typo fails before any data is read."""
+    fraction = section["fraction"]
+    _require(_is_number(fraction) and 0 <= fraction <= 1, "synthetic.fraction must be a number in [0, 1]")
+    if fraction == 0:
+        return
+    _require(task == "wmh", "synthetic data makes FLAIR with white matter lesions: only for task wmh")
+    _require(bool(section["anatomies"]), "synthetic.anatomies needs at least one anatomy when fraction > 0")
+    from .synthetic.generator import GeneratorSettings
+
+    GeneratorSettings.from_mapping(section["generator"])
 
 
 def _check_augmentation(settings: Mapping[str, Any], patch_size_zyx) -> None:

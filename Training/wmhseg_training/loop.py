@@ -38,13 +38,14 @@ from .checkpoints import (
     rng_state,
     save_checkpoint,
 )
-from .config import check_config, differences, dump_config, loss_terms
+from .config import REPOSITORY_ROOT, check_config, differences, dump_config, loss_terms
 from .datasets import CaseFiles, check_case_files, find_cases
 from .losses import SegmentationLoss
 from .metadata import input_names, input_specs, network_config
 from .provenance import code_version, hardware
 from .sampling import EpochIndices, PatchDataset, PatchSampler
 from .splits import split_cases
+from .synthetic.dataset import mix_with_synthetic, synthetic_sampler
 from .validation import SELECTION_METRIC, validate
 
 CONFIG_FILE = "config.yaml"
@@ -290,8 +291,18 @@ def _patch_loader(config, training_cases: list[CachedCase], context) -> tuple[Da
     training, augmentation = config["training"], config["augmentation"]
     patch = training["patch_size_zyx"]
     region = [p + 2 * m for p, m in zip(patch, context_voxels(augmentation, patch))]
+    sampler = PatchSampler(training_cases, region, training["foreground_fraction"])
+    if config["synthetic"]["fraction"] > 0:
+        synthetic = synthetic_sampler(
+            config["synthetic"],
+            region,
+            training["foreground_fraction"],
+            config["preprocessing"]["spacing_xyz_mm"],
+            REPOSITORY_ROOT,
+        )
+        sampler = mix_with_synthetic(sampler, synthetic, config["synthetic"]["fraction"])
     dataset = PatchDataset(
-        PatchSampler(training_cases, region, training["foreground_fraction"]),
+        sampler,
         patch,
         samples_per_epoch=training["iterations_per_epoch"] * training["batch_size"],
         seed=training["seed"],

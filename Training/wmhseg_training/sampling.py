@@ -63,11 +63,15 @@ class PatchSampler:
 
 
 class PatchDataset(Dataset):
-    """Patches by global index ``epoch * samples_per_epoch + item`` (see :class:`EpochIndices`)."""
+    """Patches by global index ``epoch * samples_per_epoch + item`` (see :class:`EpochIndices`).
+
+    ``sampler`` is anything with ``sample(rng) -> (image, labels, case)``: a :class:`PatchSampler` of
+    real cases, a synthetic one, or a mix of both.
+    """
 
     def __init__(
         self,
-        sampler: PatchSampler,
+        sampler,
         patch_size_zyx: Sequence[int],
         samples_per_epoch: int,
         seed: int,
