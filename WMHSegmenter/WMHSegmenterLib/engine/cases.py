@@ -43,11 +43,11 @@ def find_cases(folder: str | Path, bundle: ModelBundle) -> list[Case]:
     for directory, subdirectories, files in os.walk(folder):
         subdirectories.sort()
         stems = {image_stem(f).lower(): Path(directory) / f for f in sorted(files) if image_stem(f)}
-        for stem, path in stems.items():
-            span = _match(stem, reference.patterns)
-            if span is None:
+        for path in stems.values():
+            original_case = match_case_id(image_stem(path.name), reference.patterns)
+            if original_case is None:
                 continue
-            case_part, original_case = stem[span], image_stem(path.name)[span]
+            case_part = original_case.lower()
             case_id = original_case or _folder_case_id(Path(directory), folder)
             case = cases.setdefault(case_id, Case(case_id))
             case.paths[reference.name] = path
@@ -67,13 +67,14 @@ def find_cases(folder: str | Path, bundle: ModelBundle) -> list[Case]:
     return sorted(cases.values(), key=lambda c: c.id)
 
 
-def _match(stem: str, patterns: tuple[str, ...]) -> slice | None:
-    """Where the text ``*`` stands for lies in ``stem``, by the first pattern that matches."""
+def match_case_id(name: str, patterns: tuple[str, ...]) -> str | None:
+    """What ``*`` stands for in the first pattern matching ``name`` (case-insensitive; keeps name's case)."""
+    lowered = name.lower()
     for pattern in patterns:
-        lowered = pattern.lower()
-        if fnmatch.fnmatchcase(stem, lowered):
-            prefix, _, suffix = lowered.partition("*")
-            return slice(len(prefix), len(stem) - len(suffix))
+        pattern = pattern.lower()
+        if fnmatch.fnmatchcase(lowered, pattern):
+            prefix, _, suffix = pattern.partition("*")
+            return name[len(prefix) : len(name) - len(suffix)]
     return None
 
 

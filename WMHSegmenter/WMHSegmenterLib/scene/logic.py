@@ -14,7 +14,6 @@ one run's maps (see :mod:`.activations`) until the next run starts or :meth:`dro
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import slicer
 
 from ..engine.bundle import ModelBundle, list_bundles
+from ..engine.cases import match_case_id
 from ..engine.errors import InputError
 from ..engine.quantify import LabelStatistics, label_statistics
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
@@ -154,13 +154,13 @@ class SegmenterLogic:
 
         def latest(patterns):
             return next(
-                (n for n in reversed(candidates) if _case_part(n.GetName(), patterns) is not None), None
+                (n for n in reversed(candidates) if match_case_id(n.GetName(), patterns) is not None), None
             )
 
         reference_spec, *other_specs = bundle.inputs
         reference = latest(reference_spec.patterns)
         matches = {reference_spec.name: reference}
-        case = None if reference is None else _case_part(reference.GetName(), reference_spec.patterns)
+        case = None if reference is None else match_case_id(reference.GetName(), reference_spec.patterns)
         for spec in other_specs:
             same_case = latest([p.replace("*", case) for p in spec.patterns]) if case else None
             matches[spec.name] = same_case if same_case is not None else latest(spec.patterns)
@@ -496,14 +496,3 @@ def default_case_id(reference_name: str, input_name: str) -> str:
         if reference_name.lower().endswith(suffix):
             return reference_name[: -len(suffix)]
     return reference_name
-
-
-def _case_part(name: str, patterns) -> str | None:
-    """What ``*`` stands for in the first of ``patterns`` matching ``name`` (case-insensitive)."""
-    lowered = name.lower()
-    for pattern in patterns:
-        pattern = pattern.lower()
-        if fnmatch.fnmatchcase(lowered, pattern):
-            prefix, _, suffix = pattern.partition("*")
-            return name[len(prefix) : len(name) - len(suffix)]
-    return None
