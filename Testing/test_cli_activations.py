@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import blob_volume, oblique_geometry
 
+from conftest import blob_volume, oblique_geometry
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.volume import read_volume, write_volume
 

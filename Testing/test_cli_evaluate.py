@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from WMHSegmenterLib.cli.evaluate import case_id
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.volume import Geometry, Volume, write_volume

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.labels import (
     BRATS2018,

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
 from WMHSegmenterLib.engine.metrics.surface import in_plane_boundary, surface_3d
