@@ -261,6 +261,26 @@ def test_save_training_case_writes_inputs_and_corrected_labels(brats_case, tmp_p
         logic.save_training_case(node, tmp_path)
 
 
+def test_saved_training_case_reads_back_in_training_with_the_corrected_labels(brats_case, tmp_path):
+    from wmhseg_training.datasets import check_case_files, checked_labels, find_cases
+
+    logic, bundle, nodes = brats_case
+    node = logic.segment(bundle, nodes, SegmentOptions(device="cpu")).segmentation_node
+    before = read_labels(node, nodes["flair"])
+    core = np.zeros(SHAPE, dtype=bool)
+    core[2:4, 3:6, 3:6] = True
+    toggle(node, nodes["flair"], 1, core)
+    (tmp_path / "Brats_7").mkdir()
+    logic.save_training_case(node, tmp_path / "Brats_7")
+    data = {"layout": "brats", "root": str(tmp_path), "label_file": None, "image_files": None}
+    (case,) = find_cases(data, "brats", list(MODALITIES))
+    check_case_files(case)
+    assert case.id == "Brats_7" and list(case.images) == list(MODALITIES)
+    labels = checked_labels(read_volume(case.label).array, "brats", case.label)
+    np.testing.assert_array_equal(labels, read_labels(node, nodes["flair"]))
+    assert not np.array_equal(labels, before)  # the correction, not the network's output, was saved
+
+
 def test_default_case_id_drops_the_modality_suffix():
     assert default_case_id("Brats18_TCIA01_425_1_flair", "flair") == "Brats18_TCIA01_425_1"
     assert default_case_id("patient26-FLAIR", "flair") == "patient26"
