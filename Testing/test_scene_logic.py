@@ -267,9 +267,9 @@ def test_saved_training_case_reads_back_in_training_with_the_corrected_labels(br
     logic, bundle, nodes = brats_case
     node = logic.segment(bundle, nodes, SegmentOptions(device="cpu")).segmentation_node
     before = read_labels(node, nodes["flair"])
-    core = np.zeros(SHAPE, dtype=bool)
-    core[2:4, 3:6, 3:6] = True
-    toggle(node, nodes["flair"], 1, core)
+    edema = np.zeros(SHAPE, dtype=bool)
+    edema[1:3, 2:5, 2:5] = True
+    toggle(node, nodes["flair"], 2, edema)
     (tmp_path / "Brats_7").mkdir()
     logic.save_training_case(node, tmp_path / "Brats_7")
     data = {"layout": "brats", "root": str(tmp_path), "label_file": None, "image_files": None}
