@@ -80,15 +80,6 @@ class Predictor:
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
 
-    def predict_files(
-        self,
-        paths: Mapping[str, str | Path],
-        progress: ProgressCallback | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Prediction:
-        tracker = Progress(progress)
-        return self.predict(self.read_inputs(paths, tracker), tracker, should_stop, sources=paths)
-
     def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
         """Read and check every modality before any computation, so bad files fail fast."""
         self.check_input_names(paths)
