@@ -97,20 +97,22 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
     progress = Progress(reporter)
     volumes = predictor.read_inputs(inputs, progress)
     bundle = predictor.bundle
-    recorder = None
+    recorder, views = None, []
     if outputs.activations is not None:
         layers, views = parse_layers_and_views(args)
         recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
-        write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args)
+        write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
     finally:
         if recorder is not None:
             recorder.close()
     return time.perf_counter() - start
 
 
-def write_outputs(prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args) -> None:
+def write_outputs(
+    prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args, activation_views: list[str]
+) -> None:
     labels = prediction.labels
     if args.labels and args.labels != BRATS2018:
         labels = labels.with_array(convert_convention(labels.array, args.labels, BRATS2018).astype("uint8"))
@@ -124,9 +126,13 @@ def write_outputs(prediction, reference, bundle: ModelBundle, outputs: CaseOutpu
         colors = {info.value: info.color for info in bundle.labels}
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
     if outputs.activations is not None:
-        _, views = parse_layers_and_views(args)
         write_activation_maps(
-            prediction.activations, reference, views, outputs.activations, args.grid, args.overwrite
+            prediction.activations,
+            reference,
+            activation_views,
+            outputs.activations,
+            args.grid,
+            args.overwrite,
         )
 
 
