@@ -74,7 +74,17 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
     assert last["epoch"] == 2 and len(last["history"]) == 2 and "optimizer" in last
 
     bundle_dir = tmp_path / "models" / "tiny-wmh"
-    assert main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir)]) == 0
+    notes = tmp_path / "notes.md"
+    assert (
+        main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir), "--card-notes", str(notes)])
+        == 2
+    )
+    assert "model card notes not found" in capsys.readouterr().err and not bundle_dir.exists()
+    notes.write_text("## Failure modes seen\n\nMisses lesions under 3 voxels.\n")
+    assert (
+        main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir), "--card-notes", str(notes)])
+        == 0
+    )
     meta = yaml.safe_load((bundle_dir / "model.json").read_text())
     assert meta["training"]["trained"] is True and meta["training"]["hyperparameters"]["network"][
         "features"
@@ -86,7 +96,8 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
         16,
     ]
     assert {"code_version", "date", "hardware", "seconds", "data", "epochs"} <= set(meta["training"])
-    assert "## Limitations" in (bundle_dir / "MODEL_CARD.md").read_text()
+    card = (bundle_dir / "MODEL_CARD.md").read_text()
+    assert "## Limitations" in card and card.rstrip().endswith("Misses lesions under 3 voxels.")
     monkeypatch.setenv("WMHSEG_MODELS", str(bundle_dir.parent))
     assert find_bundle("tiny-wmh").trained
 

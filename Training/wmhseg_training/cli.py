@@ -1,7 +1,7 @@
 """`wmhseg-train`: train (or resume) a run from a YAML config, and export a run as a model bundle.
 
 wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
-wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model
+wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model [--card-notes N.md]
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default="1.0.0", help="model version written to model.json")
     parser.add_argument("--name", help="human-readable model name (default: the id)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    parser.add_argument(
+        "--card-notes",
+        type=Path,
+        help="Markdown appended to the generated MODEL_CARD.md: data citations, per-case results, "
+        "failure modes seen (what a run cannot know about itself)",
+    )
     return parser
 
 
@@ -77,7 +83,14 @@ def run_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
     bundle = export_run(
-        args.run_dir, args.id, args.out, args.checkpoint, args.version, args.name, args.overwrite
+        args.run_dir,
+        args.id,
+        args.out,
+        args.checkpoint,
+        args.version,
+        args.name,
+        args.overwrite,
+        args.card_notes,
     )
     dice = {k: v for k, v in bundle.meta["validation"]["metrics"].items() if k.endswith("dice")}
     print(f"wrote {bundle.folder} (model {bundle.id}; validation {dice})")

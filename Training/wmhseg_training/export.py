@@ -37,8 +37,12 @@ def export_run(
     version: str = "1.0.0",
     name: str | None = None,
     overwrite: bool = False,
+    card_notes: str | Path | None = None,
 ) -> ModelBundle:
-    """Bundle the best checkpoint (``auto``: best if validation ever ran, else last) of ``run_dir``."""
+    """Bundle the best checkpoint (``auto``: best if validation ever ran, else last) of ``run_dir``.
+
+    ``card_notes`` is a Markdown file appended to the generated model card.
+    """
     paths = run_paths(Path(run_dir))
     out = Path(out)
     if checkpoint not in CHECKPOINT_CHOICES:
@@ -52,6 +56,7 @@ def export_run(
         if checkpoint == "best" or (checkpoint == "auto" and paths["best"].is_file())
         else paths["last"]
     )
+    notes = _read_notes(card_notes)
     state = load_checkpoint(chosen)
     config = state["config"]
     network = UNet3D(network_config(config, deep_supervision=False))
@@ -67,13 +72,25 @@ def export_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        save_bundle(network, meta, temporary, model_card(meta))
+        save_bundle(network, meta, temporary, model_card(meta, notes))
         if out.exists():
             shutil.rmtree(out)
         temporary.rename(out)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return ModelBundle(out)
+
+
+def _read_notes(path: str | Path | None) -> str:
+    if path is None:
+        return ""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("model card notes not found", path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError("model card notes are not UTF-8 text", path) from None
 
 
 def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ CARD_METRICS = {
 }
 
 
-def model_card(meta: Mapping[str, Any]) -> str:
+def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
+    """The card from model.json's facts, then ``notes`` (what only the person who trained it knows)."""
     training, validation = meta["training"], meta["validation"]
     data = training["data"]
     hyper = training["hyperparameters"]
@@ -86,6 +87,8 @@ def model_card(meta: Mapping[str, Any]) -> str:
         "- Validation numbers from few cases have wide uncertainty.",
         "",
     ]
+    if notes.strip():
+        lines += [notes.strip(), ""]
     return "\n".join(lines)
 
 

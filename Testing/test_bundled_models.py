@@ -1,0 +1,101 @@
+"""The shipped models, run the way a user runs them, on the shipped samples that neither model trained on.
+
+The WMH sample is open_ms patient26 and the BraTS sample Brats18_TCIA01_425_1: both are the held-out
+validation cases of the runs that made the bundles (Training/configs/wmh_flair_cpu.yaml fold 1,
+brats_glioma_cpu.yaml fold 1), so these scores are out-of-sample. Each floor sits about 0.1 below the
+score measured when the bundle was exported (MODEL_CARD.md): far above what a broken pipeline gives (a
+flipped axis, a wrong spacing or unnormalised input scores near 0), and low enough that a change of
+thread count or platform rounding does not trip it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from WMHSegmenterLib.cli.main import main
+from WMHSegmenterLib.engine.bundle import BUNDLED_MODELS, MODELS_ENV, find_bundle
+from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
+from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
+from WMHSegmenterLib.engine.volume import read_volume
+
+WMH_MODEL, BRATS_MODEL = "wmh-flair", "brats-glioma"
+MAX_WEIGHTS_BYTES = 30 * 1024 * 1024
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+#: Out-of-sample scores at export (MODEL_CARD.md) minus about 0.1.
+WMH_DICE_FLOOR = 0.55
+WMH_THICK_SLICE_DICE_FLOOR = 0.45
+BRATS_DICE_FLOORS = {"wt": 0.75, "tc": 0.65, "et": 0.60}
+
+
+@pytest.fixture(autouse=True)
+def only_the_shipped_models(monkeypatch):
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+
+
+def segment(capsys, model: str, inputs: dict[str, Path], out: Path) -> Path:
+    options = [item for name, path in inputs.items() for item in (f"--{name}", str(path))]
+    code = main(["segment", "--model", model, *options, "-o", str(out), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return out
+
+
+@pytest.mark.parametrize("model_id", [WMH_MODEL, BRATS_MODEL])
+def test_shipped_model_is_trained_small_and_its_weights_match_their_checksum(model_id):
+    bundle = find_bundle(model_id)
+    assert bundle.folder.parent == BUNDLED_MODELS
+    assert bundle.trained
+    assert bundle.weights_path.stat().st_size <= MAX_WEIGHTS_BYTES
+    bundle.load_network()  # checks the sha256 before reading the safetensors
+    card = (bundle.folder / "MODEL_CARD.md").read_text()
+    assert "not a medical device" in card.lower()
+
+
+def test_shipped_wmh_model_finds_the_lesions_of_the_held_out_sample(capsys, tmp_path):
+    _, inputs = sample_inputs("wmh")
+    mask = segment(capsys, WMH_MODEL, inputs, tmp_path / "wmh.nii.gz")
+    reference = read_volume(sample_reference("wmh"))
+    prediction = read_volume(mask)
+    assert prediction.geometry.matches(reference.geometry)
+    scores = evaluate_wmh(reference, prediction)
+    assert scores["dice"] >= WMH_DICE_FLOOR, scores
+
+
+def test_shipped_wmh_model_finds_the_lesions_on_5_mm_slices(capsys, tmp_path):
+    _, inputs = sample_inputs("wmh")
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY / "scripts" / "thick_slices.py"),
+            str(inputs["flair"]),
+            str(sample_reference("wmh")),
+            str(tmp_path),
+            "--factor",
+            "5",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    thick_flair = next(tmp_path.glob("*_thick5_flair.nii.gz"))
+    reference = read_volume(next(tmp_path.glob("*_thick5_mask.nii.gz")))
+    assert reference.geometry.spacing[2] == pytest.approx(5.0)
+    prediction = read_volume(segment(capsys, WMH_MODEL, {"flair": thick_flair}, tmp_path / "wmh.nii.gz"))
+    assert prediction.geometry.matches(reference.geometry)
+    scores = evaluate_wmh(reference, prediction)
+    assert scores["dice"] >= WMH_THICK_SLICE_DICE_FLOOR, scores
+
+
+def test_shipped_brats_model_finds_the_tumour_regions_of_the_held_out_sample(capsys, tmp_path):
+    _, inputs = sample_inputs("brats")
+    mask = segment(capsys, BRATS_MODEL, inputs, tmp_path / "seg.nii.gz")
+    reference = read_volume(sample_reference("brats"))
+    prediction = read_volume(mask)
+    assert prediction.geometry.matches(reference.geometry)
+    scores = evaluate_brats(reference, prediction)
+    for region, floor in BRATS_DICE_FLOORS.items():
+        assert scores[f"{region}_dice"] >= floor, scores
