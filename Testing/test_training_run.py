@@ -101,6 +101,20 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
     monkeypatch.setenv("WMHSEG_MODELS", str(bundle_dir.parent))
     assert find_bundle("tiny-wmh").trained
 
+    tuned = tmp_path / "models" / "tiny-wmh-tuned"
+    export = ["export", str(run), "--id", "tiny-wmh-tuned", "--out", str(tuned)]
+    assert main([*export, "--inference", "overlap=0.3", "--inference", "patch_size_zyx=[16,16,32]"]) == 0
+    tuned_meta = yaml.safe_load((tuned / "model.json").read_text())
+    assert tuned_meta["inference"]["overlap"] == 0.3 and tuned_meta["inference"]["patch_size_zyx"] == [
+        16,
+        16,
+        32,
+    ]
+    assert tuned_meta["training"]["hyperparameters"]["inference"]["overlap"] == meta["inference"]["overlap"]
+    assert main([*export, "--overwrite", "--inference", "overlapp=0.3"]) == 2
+    assert main([*export, "--overwrite", "--inference", "patch_size_zyx=[16,16,30]"]) == 2
+    assert "unknown config key inference.overlapp" in capsys.readouterr().err
+
     (validation_case,) = meta["training"]["data"]["validation_cases"]
     flair, labels = data / validation_case / "flair.nii.gz", data / validation_case / "lesions.nii.gz"
     output = tmp_path / "segmented.nii.gz"

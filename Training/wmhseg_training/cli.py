@@ -51,6 +51,14 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="human-readable model name (default: the id)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     parser.add_argument(
+        "--inference",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an inference default of the bundle, e.g. --inference overlap=0.25 "
+        "--inference 'patch_size_zyx=[64,160,160]' (repeatable; values are YAML)",
+    )
+    parser.add_argument(
         "--card-notes",
         type=Path,
         help="Markdown appended to the generated MODEL_CARD.md: data citations, per-case results, "
@@ -91,6 +99,7 @@ def run_export(args: argparse.Namespace) -> int:
         args.name,
         args.overwrite,
         args.card_notes,
+        args.inference,
     )
     dice = {k: v for k, v in bundle.meta["validation"]["metrics"].items() if k.endswith("dice")}
     print(f"wrote {bundle.folder} (model {bundle.id}; validation {dice})")

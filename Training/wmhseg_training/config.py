@@ -76,7 +76,14 @@ DEFAULTS: dict[str, Any] = {
         "slice_thickness": {"p": 0.2, "axes": [0, 1, 2], "downsampling": [1.5, 5.0]},
     },
     "validation": {"every_epochs": 5, "max_cases": None, "overlap": 0.25, "mirror": False},
-    "inference": {"overlap": 0.5, "tile_batch": 1, "mirror": False, "min_component_voxels": 0},
+    # written to the bundle; patch_size_zyx None: the training patch
+    "inference": {
+        "overlap": 0.5,
+        "tile_batch": 1,
+        "mirror": False,
+        "min_component_voxels": 0,
+        "patch_size_zyx": None,
+    },
     "output": {"runs_dir": "runs", "name": None, "cache_dir": None},
     # synthetic FLAIR patches mixed into training (wmhseg_training/synthetic/); fraction 0 turns it off
     "synthetic": {"fraction": 0.0, "foreground_fraction": None, "anatomies": [], "generator": {}},
@@ -206,6 +213,16 @@ def check_config(config: Mapping[str, Any]) -> None:
     _require(
         all(p % s == 0 for p, s in zip(patch, stride)),
         f"training.patch_size_zyx {patch} must be divisible by the network's total stride {list(stride)}",
+    )
+    inference_patch = config["inference"]["patch_size_zyx"]
+    _require(
+        inference_patch is None
+        or (
+            isinstance(inference_patch, list)
+            and len(inference_patch) == 3
+            and all(_is_int(p) and p > 0 and p % s == 0 for p, s in zip(inference_patch, stride))
+        ),
+        f"inference.patch_size_zyx must be null or three positive integers divisible by {list(stride)}",
     )
     if config["augmentation"]["enabled"]:
         _check_augmentation(config["augmentation"], patch)

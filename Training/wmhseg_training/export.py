@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
 
 from .checkpoints import load_checkpoint
+from .config import DEFAULTS, apply_override, check_config, merge
 from .loop import run_paths
 from .metadata import bundle_metadata, network_config
 from .model_card import model_card
@@ -38,10 +40,14 @@ def export_run(
     name: str | None = None,
     overwrite: bool = False,
     card_notes: str | Path | None = None,
+    inference: Sequence[str] = (),
 ) -> ModelBundle:
     """Bundle the best checkpoint (``auto``: best if validation ever ran, else last) of ``run_dir``.
 
-    ``card_notes`` is a Markdown file appended to the generated model card.
+    ``card_notes`` is a Markdown file appended to the generated model card. ``inference`` holds
+    ``key=value`` settings of the bundle's inference section chosen after training (patch size,
+    overlap, mirroring, cleaning), as nnU-Net picks its post-processing once the folds are done;
+    model.json keeps the training's own values under ``training.hyperparameters``.
     """
     paths = run_paths(Path(run_dir))
     out = Path(out)
@@ -63,7 +69,11 @@ def export_run(
     inference_weights = {k: v for k, v in state["model"].items() if not k.startswith("deep_heads.")}
     network.load_state_dict(inference_weights, strict=True)
 
-    meta = bundle_metadata(config, model_id, version)
+    shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
+    for setting in inference:
+        apply_override(shipped, f"inference.{setting}")
+    check_config(shipped)
+    meta = bundle_metadata(shipped, model_id, version)
     meta["name"] = name or model_id
     meta["intended_use"] = INTENDED_USE[config["task"]]
     meta["training"] = _json_safe(training_provenance(state, chosen.name))

@@ -70,7 +70,12 @@ def bundle_metadata(config: Mapping[str, Any], model_id: str, version: str = "0.
         version=version,
         preprocessing=copy.deepcopy(config["preprocessing"]),
         network=network_config(config, deep_supervision=False).to_dict(),
-        inference={"patch_size_zyx": list(config["training"]["patch_size_zyx"]), **config["inference"]},
+        inference={
+            **config["inference"],
+            "patch_size_zyx": list(
+                config["inference"]["patch_size_zyx"] or config["training"]["patch_size_zyx"]
+            ),
+        },
         weights={"file": WEIGHTS_FILE, "sha256": ""},
         training={"trained": False},
     )
