@@ -58,6 +58,16 @@ def test_shipped_model_is_trained_small_and_its_weights_match_their_checksum(mod
     assert "not a medical device" in card.lower()
 
 
+def test_models_lists_the_shipped_models_with_their_held_out_dice(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for model_id, metric in ((WMH_MODEL, "dice"), (BRATS_MODEL, "wt_dice")):
+        validation = find_bundle(model_id).meta["validation"]
+        (line,) = [line for line in lines if line.startswith(f"{model_id} ")]
+        assert f"{metric}={validation['metrics'][metric]:.3f}" in line
+        assert f"({validation['cases']} held-out case(s))" in line
+
+
 def test_shipped_wmh_model_finds_the_lesions_of_the_held_out_sample(capsys, tmp_path):
     _, inputs = sample_inputs("wmh")
     mask = segment(capsys, WMH_MODEL, inputs, tmp_path / "wmh.nii.gz")

@@ -29,13 +29,19 @@ def run(args) -> int:
         return 0
     print(f"{'id':<20} {'task':<6} {'version':<9} {'inputs':<22} validation")
     for bundle in bundles:
-        summary = bundle.summary()
-        validation = ", ".join(
-            f"{k}={v}" for k, v in summary["validation"].items() if not isinstance(v, dict)
-        )
         trained = "" if bundle.trained else "  [untrained]"
         print(
             f"{bundle.id:<20} {bundle.task:<6} {bundle.version:<9} {','.join(bundle.input_names):<22} "
-            f"{validation or '-'}{trained}"
+            f"{validation_text(bundle.meta.get('validation', {}))}{trained}"
         )
     return 0
+
+
+def validation_text(validation: dict) -> str:
+    """The Dice scores a bundle was exported with and where they were measured, or "-" if none."""
+    metrics = validation.get("metrics", {})
+    scores = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k.endswith("dice") and v is not None)
+    if not scores:
+        return "-"
+    where = "training" if validation.get("on_training_data") else "held-out"
+    return f"{scores} ({validation.get('cases', '?')} {where} case(s))"
