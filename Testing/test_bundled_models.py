@@ -29,9 +29,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 #: Out-of-sample scores measured at export minus about 0.1.
 WMH_DICE_FLOOR = 0.60  # measured 0.687
 WMH_THICK_SLICE_DICE_FLOOR = 0.60  # measured 0.708
-#: Whole tumour only: this case's core is 2 ml and the shipped model misses it (TC 0.05, ET 0.08 measured),
-#: a known failure written in its model card; a floor there would guard nothing.
-BRATS_DICE_FLOORS = {"wt": 0.40}  # measured 0.493
+#: This case's core is small (2 ml) and the shipped model outlines it poorly, so the core floors are low.
+BRATS_DICE_FLOORS = {"wt": 0.45, "tc": 0.10, "et": 0.25}  # measured 0.550, 0.202, 0.345
 
 
 @pytest.fixture(autouse=True)
