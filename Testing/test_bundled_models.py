@@ -38,12 +38,16 @@ def only_the_shipped_models(monkeypatch):
     monkeypatch.delenv(MODELS_ENV, raising=False)
 
 
-def segment(capsys, model: str, inputs: dict[str, Path], out: Path) -> Path:
+def segment_and_score(capsys, model: str, inputs: dict[str, Path], reference: Path, out: Path) -> dict:
+    """`wmhseg segment` as a user runs it, then the task's metrics against ``reference`` on its grid."""
     options = [item for name, path in inputs.items() for item in (f"--{name}", str(path))]
     code = main(["segment", "--model", model, *options, "-o", str(out), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    return out
+    reference_volume, prediction = read_volume(reference), read_volume(out)
+    assert prediction.geometry.matches(reference_volume.geometry)
+    evaluate = evaluate_wmh if find_bundle(model).task == "wmh" else evaluate_brats
+    return evaluate(reference_volume, prediction)
 
 
 @pytest.mark.parametrize("model_id", [WMH_MODEL, BRATS_MODEL])
@@ -69,11 +73,7 @@ def test_models_lists_the_shipped_models_with_their_held_out_dice(capsys):
 
 def test_shipped_wmh_model_finds_the_lesions_of_the_held_out_sample(capsys, tmp_path):
     _, inputs = sample_inputs("wmh")
-    mask = segment(capsys, WMH_MODEL, inputs, tmp_path / "wmh.nii.gz")
-    reference = read_volume(sample_reference("wmh"))
-    prediction = read_volume(mask)
-    assert prediction.geometry.matches(reference.geometry)
-    scores = evaluate_wmh(reference, prediction)
+    scores = segment_and_score(capsys, WMH_MODEL, inputs, sample_reference("wmh"), tmp_path / "wmh.nii.gz")
     assert scores["dice"] >= WMH_DICE_FLOOR, scores
 
 
@@ -93,20 +93,18 @@ def test_shipped_wmh_model_finds_the_lesions_on_5_mm_slices(capsys, tmp_path):
         capture_output=True,
     )
     thick_flair = next(tmp_path.glob("*_thick5_flair.nii.gz"))
-    reference = read_volume(next(tmp_path.glob("*_thick5_mask.nii.gz")))
-    assert reference.geometry.spacing[2] == pytest.approx(5.0)
-    prediction = read_volume(segment(capsys, WMH_MODEL, {"flair": thick_flair}, tmp_path / "wmh.nii.gz"))
-    assert prediction.geometry.matches(reference.geometry)
-    scores = evaluate_wmh(reference, prediction)
+    thick_reference = next(tmp_path.glob("*_thick5_mask.nii.gz"))
+    assert read_volume(thick_reference).geometry.spacing[2] == pytest.approx(5.0)
+    scores = segment_and_score(
+        capsys, WMH_MODEL, {"flair": thick_flair}, thick_reference, tmp_path / "wmh.nii.gz"
+    )
     assert scores["dice"] >= WMH_THICK_SLICE_DICE_FLOOR, scores
 
 
 def test_shipped_brats_model_finds_the_tumour_regions_of_the_held_out_sample(capsys, tmp_path):
     _, inputs = sample_inputs("brats")
-    mask = segment(capsys, BRATS_MODEL, inputs, tmp_path / "seg.nii.gz")
-    reference = read_volume(sample_reference("brats"))
-    prediction = read_volume(mask)
-    assert prediction.geometry.matches(reference.geometry)
-    scores = evaluate_brats(reference, prediction)
+    scores = segment_and_score(
+        capsys, BRATS_MODEL, inputs, sample_reference("brats"), tmp_path / "seg.nii.gz"
+    )
     for region, floor in BRATS_DICE_FLOORS.items():
         assert scores[f"{region}_dice"] >= floor, scores

@@ -75,16 +75,20 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
 
     bundle_dir = tmp_path / "models" / "tiny-wmh"
     notes = tmp_path / "notes.md"
-    assert (
-        main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir), "--card-notes", str(notes)])
-        == 2
-    )
+    export_with_notes = [
+        "export",
+        str(run),
+        "--id",
+        "tiny-wmh",
+        "--out",
+        str(bundle_dir),
+        "--card-notes",
+        str(notes),
+    ]
+    assert main(export_with_notes) == 2
     assert "model card notes not found" in capsys.readouterr().err and not bundle_dir.exists()
     notes.write_text("## Failure modes seen\n\nMisses lesions under 3 voxels.\n")
-    assert (
-        main(["export", str(run), "--id", "tiny-wmh", "--out", str(bundle_dir), "--card-notes", str(notes)])
-        == 0
-    )
+    assert main(export_with_notes) == 0
     meta = yaml.safe_load((bundle_dir / "model.json").read_text())
     assert meta["training"]["trained"] is True and meta["training"]["hyperparameters"]["network"][
         "features"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from WMHSegmenterLib.engine.cases import image_stem
+
 #: Thin-slice voxels of a thick one that must be lesion for the thick voxel to count as lesion.
 LESION_FRACTION = 0.5
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.factor < 1:
         parser.error("--factor must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.flair.name.split(".")[0].removesuffix("_flair")
+    stem = (image_stem(args.flair.name) or args.flair.stem).removesuffix("_flair")
     flair = thick_slices(sitk.ReadImage(str(args.flair)), args.factor)
     mask = thick_slice_mask(sitk.ReadImage(str(args.mask)), args.factor)
     for image, kind in ((flair, "flair"), (mask, "mask")):

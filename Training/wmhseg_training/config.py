@@ -202,7 +202,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     patch = training["patch_size_zyx"]
     _require(
-        isinstance(patch, list) and len(patch) == 3 and all(_is_int(p) and p > 0 for p in patch),
+        _is_patch_size(patch),
         "training.patch_size_zyx must be three positive integers",
     )
     try:
@@ -217,11 +217,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     inference_patch = config["inference"]["patch_size_zyx"]
     _require(
         inference_patch is None
-        or (
-            isinstance(inference_patch, list)
-            and len(inference_patch) == 3
-            and all(_is_int(p) and p > 0 and p % s == 0 for p, s in zip(inference_patch, stride))
-        ),
+        or (_is_patch_size(inference_patch) and all(p % s == 0 for p, s in zip(inference_patch, stride))),
         f"inference.patch_size_zyx must be null or three positive integers divisible by {list(stride)}",
     )
     if config["augmentation"]["enabled"]:
@@ -282,6 +278,10 @@ def _is_number(value: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_patch_size(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(_is_int(p) and p > 0 for p in value)
 
 
 def _require(condition: bool, message: str) -> None:
