@@ -38,10 +38,12 @@ def only_the_shipped_models(monkeypatch):
     monkeypatch.delenv(MODELS_ENV, raising=False)
 
 
-def segment_and_score(capsys, model: str, inputs: dict[str, Path], reference: Path, out: Path) -> dict:
+def segment_and_score(
+    capsys, model: str, inputs: dict[str, Path], reference: Path, out: Path, *extra: str
+) -> dict:
     """`wmhseg segment` as a user runs it, then the task's metrics against ``reference`` on its grid."""
     options = [item for name, path in inputs.items() for item in (f"--{name}", str(path))]
-    code = main(["segment", "--model", model, *options, "-o", str(out), "--device", "cpu"])
+    code = main(["segment", "--model", model, *options, "-o", str(out), "--device", "cpu", *extra])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     reference_volume, prediction = read_volume(reference), read_volume(out)
@@ -71,9 +73,11 @@ def test_models_lists_the_shipped_models_with_their_held_out_dice(capsys):
         assert f"({validation['cases']} held-out case(s))" in line
 
 
-def test_shipped_wmh_model_finds_the_lesions_of_the_held_out_sample(capsys, tmp_path):
+@pytest.mark.parametrize("precision", [[], ["--mixed-precision"]], ids=["float32", "mixed"])
+def test_shipped_wmh_model_finds_the_lesions_of_the_held_out_sample(capsys, tmp_path, precision):
     _, inputs = sample_inputs("wmh")
-    scores = segment_and_score(capsys, WMH_MODEL, inputs, sample_reference("wmh"), tmp_path / "wmh.nii.gz")
+    reference = sample_reference("wmh")
+    scores = segment_and_score(capsys, WMH_MODEL, inputs, reference, tmp_path / "wmh.nii.gz", *precision)
     assert scores["dice"] >= WMH_DICE_FLOOR, scores
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import blob_volume, make_bundle, oblique_geometry
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
@@ -92,3 +93,14 @@ def test_mirroring_averages_flipped_predictions_on_the_same_grid(wmh_bundle):
 def test_missing_modality_is_named(brats_bundle):
     with pytest.raises(InputError, match="needs --t1, --t1ce, --t2"):
         Predictor(brats_bundle, device="cpu").predict({"flair": blob_volume()})
+
+
+def test_mixed_precision_on_the_cpu_runs_bfloat16_where_the_processor_has_it(wmh_bundle):
+    flair = {"flair": blob_volume(shape=(20, 48, 40))}
+    exact = Predictor(wmh_bundle, device="cpu").predict(flair).probabilities.array
+    mixed = Predictor(wmh_bundle, device="cpu", mixed_precision=True)
+    fast = mixed.predict(flair).probabilities.array
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert mixed.amp_dtype == (torch.bfloat16 if native else None)
+    assert native != np.array_equal(fast, exact)
+    np.testing.assert_allclose(fast, exact, atol=0.05)

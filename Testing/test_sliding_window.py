@@ -68,6 +68,20 @@ def test_tiles_cover_the_axis_and_overlap_at_least_as_asked(size, patch, overlap
         assert second - first <= patch * (1 - overlap)
 
 
+@pytest.mark.parametrize(
+    "size,patch,align,expected",
+    # by MONAI's rule: starts at multiples of int(patch * (1 - overlap)), the last one moved to size - patch
+    [
+        (152, 96, 8, [0, 48, 56]),
+        (184, 96, 8, [0, 48, 88]),
+        (64, 32, 4, [0, 16, 32]),
+        (112, 64, 16, [0, 32, 48]),
+    ],
+)
+def test_tiles_fall_where_monai_puts_them_at_half_overlap(size, patch, align, expected):
+    assert tile_starts(size, patch, 0.5, align) == expected
+
+
 def test_stop_request_halts_before_the_next_tile():
     image = torch.randn(1, 64, 64, 64)
     done = []

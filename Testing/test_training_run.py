@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import signal
@@ -196,6 +197,43 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed["scheduler"] == uninterrupted["scheduler"]
     assert without_timings(resumed["history"]) == without_timings(uninterrupted["history"])
     assert (interrupted / "metrics.csv").read_text().count("\n") == 9  # header + 8 epochs, none twice
+
+
+def test_a_finished_run_extended_with_more_epochs_continues_on_the_stretched_schedule(tmp_path, capsys):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs", training={"epochs": 2})
+    run = tmp_path / "run"
+    assert train_cli(config, run) == 0
+    finished = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert finished["history"][-1]["learning_rate"] == 0.0  # poly schedule: zero at the end
+
+    assert train_cli(config, run, "--resume") == 2
+    assert "has finished its 2 epochs; to extend it, resume with more" in capsys.readouterr().err
+    assert train_cli(config, run, "--resume", "--set", "training.epochs=4") == 0
+
+    extended = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert [row["epoch"] for row in extended["history"]] == [1, 2, 3, 4]
+    assert without_timings(extended["history"][:2]) == without_timings(finished["history"])
+    base_rate = extended["config"]["training"]["optimizer"]["learning_rate"]
+    stretched = base_rate * (1 - 6 / 8) ** 0.9  # after 3 of 4 epochs of 2 iterations
+    assert extended["history"][2]["learning_rate"] == pytest.approx(stretched)
+    changed = [
+        name for name, tensor in finished["model"].items() if not torch.equal(extended["model"][name], tensor)
+    ]
+    assert changed, "the extra epochs did not train"
+
+
+def test_amp_on_the_cpu_trains_in_bfloat16_where_the_processor_has_it(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs", training={"amp": True})
+    assert train_cli(config, tmp_path / "run") == 0
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert saved["hardware"]["precision"] == ("bfloat16 autocast" if native else "float32")
+    assert all(math.isfinite(row["train_loss"]) for row in saved["history"])
+    assert all(
+        tensor.dtype == torch.float32 for tensor in saved["model"].values() if tensor.is_floating_point()
+    )
 
 
 RANK_SCRIPT = """

@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from WMHSegmenterLib.engine.device import mixed_precision_dtype
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
 from WMHSegmenterLib.engine.volume import publish_file
@@ -53,6 +54,8 @@ SPLITS_FILE = "splits.json"
 CHECKPOINT_FOLDER = "checkpoints"
 #: Sections that say where a run lives, not what it computes: they may differ on --resume.
 LOCATION_SECTIONS = ("output",)
+#: Settings a resumed run may change: more epochs extend the run (its schedule is stretched to them).
+EXTENDABLE_SETTINGS = ("training.epochs",)
 
 
 @dataclass
@@ -96,17 +99,16 @@ class Optimization:
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.optimizer = _optimizer(self.network, training["optimizer"])
         schedule = training["schedule"]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            Schedule(
-                schedule["name"],
-                training["epochs"] * training["iterations_per_epoch"],
-                schedule["warmup_iterations"],
-                schedule["exponent"],
-            ),
+        self.schedule = Schedule(
+            schedule["name"],
+            training["epochs"] * training["iterations_per_epoch"],
+            schedule["warmup_iterations"],
+            schedule["exponent"],
         )
-        self.use_amp = bool(training["amp"]) and context.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        self.amp_dtype = mixed_precision_dtype(context.device.type) if training["amp"] else None
+        # bfloat16 keeps float32's exponent range, so only float16 needs its gradients scaled
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.criterion = SegmentationLoss(config["task"], loss_terms(training["loss"]))
         self.clip_norm = training["gradient_clip_norm"]
         self.device = context.device
@@ -116,7 +118,7 @@ class Optimization:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             outputs = self.model(images)
         loss = self.criterion(outputs, labels)
         self.scaler.scale(loss).backward()
@@ -127,6 +129,12 @@ class Optimization:
         self.scaler.update()
         self.scheduler.step()
         return float(loss.detach())
+
+    @property
+    def precision(self) -> str:
+        return (
+            "float32" if self.amp_dtype is None else f"{str(self.amp_dtype).removeprefix('torch.')} autocast"
+        )
 
     @property
     def learning_rate(self) -> float:
@@ -144,7 +152,10 @@ class Optimization:
     def restore(self, state: Mapping[str, Any]) -> None:
         self.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        # the schedule's settings come from this run's config, whose epochs may have been extended
+        self.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None]})
+        for group, base_rate in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base_rate * self.schedule(self.scheduler.last_epoch)
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
@@ -202,7 +213,7 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
     selection_key = f"val_{SELECTION_METRIC[config['task']]}"
     provenance = {
         "code_version": code_version(),
-        "hardware": hardware(context.device, context.world_size),
+        "hardware": {**hardware(context.device, context.world_size), "precision": optimization.precision},
         "data": {"training_cases": len(training_cases), "validation_cases": [c.id for c in validation_cases]},
     }
     for epoch in range(start_epoch, training["epochs"]):
@@ -334,12 +345,20 @@ def _checkpoint_to_resume(config, paths: dict[str, Path], resume: bool) -> dict[
         raise InputError("nothing to resume: no checkpoint yet", paths["last"])
     state = load_checkpoint(paths["last"])
     changed = [
-        key for key in differences(state["config"], config) if key.split(".")[0] not in LOCATION_SECTIONS
+        key
+        for key in differences(state["config"], config)
+        if key.split(".")[0] not in LOCATION_SECTIONS and key not in EXTENDABLE_SETTINGS
     ]
     if changed:
         raise InputError(
             f"config differs from the run's ({', '.join(changed[:6])}); resume with the same config",
             paths["config"],
+        )
+    if config["training"]["epochs"] <= state["epoch"]:
+        raise InputError(
+            f"the run has finished its {state['epoch']} epochs; to extend it, resume with more "
+            f"(--set training.epochs=N)",
+            paths["last"],
         )
     return state
 

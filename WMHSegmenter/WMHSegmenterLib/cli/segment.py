@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from dataclasses import dataclass
@@ -57,6 +58,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output-dir", type=Path, help="batch: write <case>_seg.nii.gz here")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--mirror", action="store_true", help="average over mirrored inputs (slower)")
+    parser.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        help="bfloat16/float16 network arithmetic where the device has it (default: on CUDA only); "
+        "2.5-3x faster on CPUs with AMX or AVX512-BF16, a few boundary voxels differ",
+    )
     parser.add_argument("--overlap", type=float, help="tile overlap, 0..0.9 (default: the model's)")
     parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: the model's)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -182,7 +189,12 @@ def make_predictor(args, bundle: ModelBundle):
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     return Predictor(
-        bundle, device=device, mirror=args.mirror or None, overlap=args.overlap, tile_batch=args.tile_batch
+        bundle,
+        device=device,
+        mirror=args.mirror or None,
+        overlap=args.overlap,
+        tile_batch=args.tile_batch,
+        mixed_precision=args.mixed_precision,
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
-from .device import resolve_device
+from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
 from .postprocess import labels_from_probabilities, remove_small_components
 from .preprocessing import PreparedCase, prepare_case
@@ -64,8 +64,14 @@ class Predictor:
         overlap: float | None = None,
         tile_batch: int | None = None,
         network=None,
+        mixed_precision: bool | None = None,
     ):
-        """``network``: an in-memory U-Net (training validation) instead of the bundle's weights."""
+        """``network``: an in-memory U-Net (training validation) instead of the bundle's weights.
+
+        ``mixed_precision``: float16 (CUDA) or bfloat16 (CPUs that have it natively) arithmetic in
+        the network. None means on for CUDA and off for the CPU, where it changes a few boundary
+        voxels' labels (measured: label Dice 0.990-0.9997 against float32) for a 2.5-3x faster network.
+        """
         import torch
 
         self.bundle = bundle
@@ -79,6 +85,8 @@ class Predictor:
         use_mirroring = settings.get("mirror", False) if mirror is None else mirror
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
+        use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
+        self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
 
     def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
         """Read and check every modality before any computation, so bad files fail fast."""
@@ -175,7 +183,7 @@ class Predictor:
                 mirror_axes=self.mirror_axes,
                 on_tile=on_tile,
                 should_stop=should_stop,
-                amp=self.device.type == "cuda",
+                amp_dtype=self.amp_dtype,
                 align=stride,
                 observed_forward=None if recorder is None else recorder.forward,
             )

@@ -26,16 +26,18 @@ def gaussian_importance(patch_size: Sequence[int], device="cpu") -> torch.Tensor
 
 
 def tile_starts(size: int, patch: int, overlap: float, align: int = 1) -> list[int]:
-    """Evenly spread tile starts covering [0, size) with at least ``overlap`` between neighbours.
+    """Tile starts every ``patch * (1 - overlap)`` voxels from 0, the last tile flush with the end.
 
-    Starts are multiples of ``align`` (the network's stride, with ``size`` and ``patch`` multiples
-    of it too), so every tile's feature maps fall on whole voxels of each layer's coarser grid.
+    This is MONAI's placement (``sliding_window_inference``), kept on purpose: instance normalisation
+    makes a tile's output depend on which voxels the tile holds, so only identical tiles give
+    identical output, and the benchmark compares the two at equal output. Starts are multiples of
+    ``align`` (the network's stride, with ``size`` and ``patch`` multiples of it too), so every
+    tile's feature maps fall on whole voxels of each layer's coarser grid.
     """
     if size <= patch:
         return [0]
     step = max(int(patch * (1 - overlap)) // align * align, align)
-    count = int(np.ceil((size - patch) / step)) + 1
-    return [int(i * (size - patch) / (count - 1)) // align * align for i in range(count - 1)] + [size - patch]
+    return [*range(0, size - patch, step), size - patch]
 
 
 def fitted_patch_size(
@@ -60,7 +62,7 @@ def predict_sliding_window(
     mirror_axes: Sequence[int] = (),
     on_tile: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    amp: bool = False,
+    amp_dtype: torch.dtype | None = None,
     align: Sequence[int] = (1, 1, 1),
     observed_forward: Callable[[torch.Tensor, list[tuple[slice, ...]]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
@@ -69,7 +71,8 @@ def predict_sliding_window(
     ``mirror_axes`` are spatial axes (0=z, 1=y, 2=x) for test-time mirroring; every combination of
     flips is averaged. ``on_tile(done, total)`` reports progress; ``should_stop()`` is polled
     before every tile batch and raises :class:`Cancelled`. The volume is zero-padded to at least the
-    patch and to multiples of ``align``. ``observed_forward(tiles, regions)`` replaces the network
+    patch and to multiples of ``align``. ``amp_dtype`` runs the network under autocast to that dtype.
+    ``observed_forward(tiles, regions)`` replaces the network
     call of the un-mirrored pass, so activations can be captured without a second forward pass.
     """
     device = image.device
@@ -91,7 +94,7 @@ def predict_sliding_window(
         batch_starts = starts[first : first + tile_batch]
         regions = [tuple(slice(s, s + p) for s, p in zip(start, patch_size)) for start in batch_starts]
         tiles = torch.stack([image[(slice(None), *region)] for region in regions])
-        with torch.autocast(device_type=device.type, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             first_pass = (
                 network if observed_forward is None else lambda t, at=regions: observed_forward(t, at)
             )
