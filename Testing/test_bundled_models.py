@@ -27,10 +27,10 @@ MAX_WEIGHTS_BYTES = 30 * 1024 * 1024
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 #: Out-of-sample scores measured at export minus about 0.1.
-WMH_DICE_FLOOR = 0.60  # measured 0.687
-WMH_THICK_SLICE_DICE_FLOOR = 0.60  # measured 0.708
+WMH_DICE_FLOOR = 0.60  # measured 0.708 (float32 and mixed precision alike)
+WMH_THICK_SLICE_DICE_FLOOR = 0.63  # measured 0.736
 #: This case's core is small (2 ml) and the shipped model outlines it poorly, so the core floors are low.
-BRATS_DICE_FLOORS = {"wt": 0.45, "tc": 0.10, "et": 0.25}  # measured 0.550, 0.202, 0.345
+BRATS_DICE_FLOORS = {"wt": 0.55, "tc": 0.25, "et": 0.45}  # measured 0.666, 0.360, 0.554
 
 
 @pytest.fixture(autouse=True)

@@ -103,6 +103,7 @@ def page(server):
 def test_the_page_refuses_paths_outside_the_data_folder_and_survives_bad_files(page, server):
     choose(page, "wmh-model", "test-wmh")
     page.locator(".v-field:has(#wmh-case)").click()
+    page.get_by_role("option").first.wait_for()  # the menu opens with an animation
     offered = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     assert "broken" in offered and not any("leak" in title or "secret" in title for title in offered)
