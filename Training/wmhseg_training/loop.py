@@ -54,7 +54,7 @@ SPLITS_FILE = "splits.json"
 CHECKPOINT_FOLDER = "checkpoints"
 #: Sections that say where a run lives, not what it computes: they may differ on --resume.
 LOCATION_SECTIONS = ("output",)
-#: Settings a resumed run may change: more epochs extend the run (its schedule is stretched to them).
+#: Settings a resumed run may change: a new number of epochs re-stretches its schedule from where it stands.
 EXTENDABLE_SETTINGS = ("training.epochs",)
 
 

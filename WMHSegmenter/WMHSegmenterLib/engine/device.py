@@ -5,6 +5,8 @@ from __future__ import annotations
 from .errors import InputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+#: torch.cpu's probes for native bfloat16 arithmetic (private, hence looked up with a fallback)
+_NATIVE_BF16_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
 
 def available_devices() -> list[str]:
@@ -43,6 +45,3 @@ def mixed_precision_dtype(device_type: str):
         native = [getattr(torch.cpu, name, lambda: False)() for name in _NATIVE_BF16_CHECKS]
         return torch.bfloat16 if any(native) else None
     return None
-
-
-_NATIVE_BF16_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

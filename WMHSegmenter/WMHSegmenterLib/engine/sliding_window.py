@@ -72,8 +72,8 @@ def predict_sliding_window(
     flips is averaged. ``on_tile(done, total)`` reports progress; ``should_stop()`` is polled
     before every tile batch and raises :class:`Cancelled`. The volume is zero-padded to at least the
     patch and to multiples of ``align``. ``amp_dtype`` runs the network under autocast to that dtype.
-    ``observed_forward(tiles, regions)`` replaces the network
-    call of the un-mirrored pass, so activations can be captured without a second forward pass.
+    ``observed_forward(tiles, regions)`` replaces the network call of the un-mirrored pass, so
+    activations can be captured without a second forward pass.
     """
     device = image.device
     shape = tuple(image.shape[1:])
