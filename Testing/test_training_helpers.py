@@ -102,7 +102,7 @@ def tiny_config(path: Path, data_root: Path, runs_dir: Path, **sections) -> Path
             "amp": False,
         },
         "augmentation": {"enabled": False},
-        "validation": {"every_epochs": 1, "overlap": 0.25},
+        "validation": {"every_epochs": 1},
         "inference": {"overlap": 0.25},
         "output": {"runs_dir": str(runs_dir)},
     }

@@ -288,3 +288,27 @@ def test_checkpoints_refuse_pickled_objects(tmp_path):
         {"format": 1, "model": {"w": torch.zeros(2)}, "epoch": 3, "history": [{"loss": np.nan}]}, malicious
     )
     assert load_checkpoint(malicious)["epoch"] == 3
+
+
+@pytest.mark.parametrize(
+    ("validation", "expected_overlap", "expected_mirror_axes"),
+    [({}, 0.5, (0, 1, 2)), ({"overlap": 0.25, "mirror": False}, 0.25, ())],
+)
+def test_validation_predicts_with_the_bundles_inference_settings_unless_told_otherwise(
+    tmp_path, validation, expected_overlap, expected_mirror_axes
+):
+    from wmhseg_training.config import load_config
+    from wmhseg_training.validation import validation_predictor
+
+    path = tiny_config(
+        tmp_path / "run.yaml",
+        tmp_path / "data",
+        tmp_path / "runs",
+        validation={"every_epochs": 1, **validation},
+        inference={"overlap": 0.5, "mirror": True},
+    )
+    config = load_config(path)
+    network = UNet3D(network_config(config))
+    predictor = validation_predictor(network, config, torch.device("cpu"), tmp_path)
+    assert predictor.overlap == expected_overlap
+    assert predictor.mirror_axes == expected_mirror_axes

@@ -75,7 +75,8 @@ DEFAULTS: dict[str, Any] = {
         "bias_field": {"p": 0.1, "coefficients": 0.3},
         "slice_thickness": {"p": 0.2, "axes": [0, 1, 2], "downsampling": [1.5, 5.0]},
     },
-    "validation": {"every_epochs": 5, "max_cases": None, "overlap": 0.25, "mirror": False},
+    # overlap/mirror None: the inference settings, so the checkpoint is chosen by the predictor users get
+    "validation": {"every_epochs": 5, "max_cases": None, "overlap": None, "mirror": None},
     # written to the bundle; patch_size_zyx None: the training patch
     "inference": {
         "overlap": 0.5,

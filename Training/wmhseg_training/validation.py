@@ -33,11 +33,7 @@ def validate(
     on_case: Callable[[str, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
     """Mean metrics over ``cases`` (NaN-aware: the WMH AVD is undefined on lesion-free references)."""
-    bundle = ModelBundle(run_dir, meta=bundle_metadata(config, model_id="validation"))
-    settings = config["validation"]
-    predictor = Predictor(
-        bundle, device=device.type, network=network, overlap=settings["overlap"], mirror=settings["mirror"]
-    )
+    predictor = validation_predictor(network, config, device, run_dir)
     per_case = []
     try:
         for case in cases:
@@ -50,6 +46,17 @@ def validate(
     finally:
         network.train()
     return {key: _nanmean([s[key] for s in per_case]) for key in per_case[0]} if per_case else {}
+
+
+def validation_predictor(
+    network: torch.nn.Module, config: Mapping[str, Any], device: torch.device, run_dir: Path
+) -> Predictor:
+    """The predictor the bundle will have; ``validation.overlap``/``mirror`` override it where set."""
+    bundle = ModelBundle(run_dir, meta=bundle_metadata(config, model_id="validation"))
+    settings = config["validation"]
+    return Predictor(
+        bundle, device=device.type, network=network, overlap=settings["overlap"], mirror=settings["mirror"]
+    )
 
 
 def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
