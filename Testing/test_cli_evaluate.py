@@ -3,6 +3,8 @@
 import csv
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +121,19 @@ def test_brats_reference_2018_against_prediction_2023_with_lesionwise(tmp_path, 
     assert (case["wt_lesionwise_dice"], case["wt_lesionwise_hd95"]) == (1.0, 0.0)
     out = capsys.readouterr().out
     assert "WT Dice" in out and "lesion-wise" in out
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly(tmp_path):
+    reference = write(tmp_path / "case7_wmh.nii.gz", row(2, 3, 4, 5))
+    prediction = write(tmp_path / "case7_pred.nii.gz", row(4, 5))
+    command = [sys.executable, "-m", "WMHSegmenterLib.cli.main", "evaluate", "--task", "wmh"]
+    process = subprocess.Popen(
+        [*command, *map(str, pair(reference, prediction))], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # as `| head -0` would, long before the table is printed
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert stderr == ""
 
 
 def test_grid_mismatch_is_a_one_line_error_naming_the_prediction(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from ..engine.errors import Cancelled, InputError
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wmhseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader left (`wmhseg evaluate ... | head`): stop quietly, as Unix tools do; stdout goes
+        # to /dev/null so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
