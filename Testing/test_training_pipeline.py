@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -80,7 +81,27 @@ def test_cache_holds_exactly_what_the_predictor_prepares_and_is_reused(tmp_path,
     assert entries == ["patient00", "patient01"]
 
     load_or_build(folder_cases, tmp_path / "cache", "wmh", ["flair"], {**PREPROCESSING, "crop_margin_mm": 4})
-    assert len(list((tmp_path / "cache").iterdir())) == 2  # other settings: other entries
+    assert len(list((tmp_path / "cache").iterdir())) == 4  # other settings: entries beside, for other runs
+
+
+def test_a_build_in_progress_elsewhere_is_left_alone_and_a_killed_ones_leftover_removed(
+    tmp_path, folder_cases
+):
+    cache = tmp_path / "cache"
+    (entry,) = load_or_build(folder_cases[:1], cache, "wmh", ["flair"], PREPROCESSING)
+    other_run, killed_run = (
+        entry.folder.with_name(f".{entry.folder.name}.{n}.partial") for n in ("a1", "b2")
+    )
+    for folder in (other_run, killed_run):
+        folder.mkdir()
+        (folder / "image.npy").write_bytes(b"half written")
+    two_hours_ago = time.time() - 7200
+    os.utime(killed_run, (two_hours_ago, two_hours_ago))
+    stat = folder_cases[0].images["flair"].stat()
+    os.utime(folder_cases[0].images["flair"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    load_or_build(folder_cases[:1], cache, "wmh", ["flair"], PREPROCESSING)
+    assert (other_run / "image.npy").is_file()
+    assert not killed_run.exists()
 
 
 def test_crop_pads_outside_the_volume_with_zeros():

@@ -3,8 +3,10 @@
 A case is preprocessed by the engine's ``prepare_case``, the very function the predictor calls, so the
 network trains on exactly the images it will see in use. An entry's folder name carries a hash of
 everything that could change its content (the files' sizes and modification times, the preprocessing
-settings, the engine's preprocessing code); a stale entry is never read, only replaced. Entries are
-built in a temporary folder and renamed into place, so a killed run leaves no half-written entry.
+settings, the engine's preprocessing code); a stale entry (same settings, changed files or code) is
+never read, only replaced, while entries of other settings stay for the runs that use them. Entries
+are built in a temporary folder and renamed into place, so a killed run leaves no half-written entry,
+and runs started side by side may build the same entry at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ CACHE_FORMAT = 1
 MAX_FOREGROUND_POINTS = 10_000
 FOREGROUND_CLASSES = {"wmh": (1,), "brats": (1, 2, 4)}
 META_FILE = "meta.json"
+#: A build takes seconds to minutes; a temporary folder older than this is a killed build's leftover.
+LEFTOVER_AGE_S = 3600.0
 
 
 @dataclass
@@ -158,10 +163,11 @@ def _build_entry(
             "shape_zyx": list(prepared.image.shape[1:]),
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
+            "settings": _settings(task, input_names, preprocessing),
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
         (temporary / META_FILE).write_text(json.dumps(meta, indent=1))
-        _remove_stale_entries(folder, keep=temporary)
+        _remove_stale_entries(folder, _settings(task, input_names, preprocessing))
         try:
             os.replace(temporary, folder)
         except OSError:  # another process published the same entry meanwhile: identical content
@@ -182,16 +188,37 @@ def _open_entry(folder: Path) -> CachedCase:
     )
 
 
-def _remove_stale_entries(folder: Path, keep: Path) -> None:
-    """Older entries of the same case (another key) and leftovers of killed builds."""
+def _settings(task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two entries of a case alternatives rather than one stale and one current."""
+    return json.loads(json.dumps({"task": task, "inputs": list(input_names), "preprocessing": preprocessing}))
+
+
+def _remove_stale_entries(folder: Path, settings: Mapping[str, Any]) -> None:
+    """Entries of the same case and settings under another key, and leftovers of killed builds.
+
+    A fresh temporary folder may be another process building this entry now, so only old ones go.
+    """
     case_part = folder.name.rsplit("-", 1)[0]
     for other in folder.parent.glob(f"{case_part}-*"):
         key = other.name[len(case_part) + 1 :]
-        if other != folder and len(key) == 16 and all(c in "0123456789abcdef" for c in key):
+        is_entry = len(key) == 16 and all(c in "0123456789abcdef" for c in key)
+        if other != folder and is_entry and _entry_settings(other) in (settings, None):
             shutil.rmtree(other, ignore_errors=True)
-    for leftover in folder.parent.glob(f".{folder.name}.*.partial"):
-        if leftover != keep:
+    for leftover in folder.parent.glob(f".{case_part}-*.partial"):
+        try:
+            age_s = time.time() - leftover.stat().st_mtime
+        except FileNotFoundError:  # its build just finished
+            continue
+        if age_s > LEFTOVER_AGE_S:
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _entry_settings(folder: Path) -> dict[str, Any] | None:
+    """None for entries written before settings were recorded, or unreadable: those are replaced."""
+    try:
+        return json.loads((folder / META_FILE).read_text()).get("settings")
+    except (OSError, ValueError):
+        return None
 
 
 def _safe_name(case_id: str) -> str:
