@@ -221,6 +221,13 @@ def test_a_finished_run_extended_with_more_epochs_continues_on_the_stretched_sch
         name for name, tensor in finished["model"].items() if not torch.equal(extended["model"][name], tensor)
     ]
     assert changed, "the extra epochs did not train"
+    assert [session["first_epoch"] for session in extended["sessions"]] == [1, 3]
+
+    assert (
+        main(["export", str(run), "--id", "tiny", "--checkpoint", "last", "--out", str(tmp_path / "b")]) == 0
+    )
+    card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert "  - epochs 1-2: code " in card and "  - epochs 3-4: code " in card
 
 
 def test_amp_on_the_cpu_trains_in_bfloat16_where_the_processor_has_it(tmp_path):

@@ -121,6 +121,7 @@ def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str
         "code_version": state["code_version"],
         "date": state["saved"],
         "hardware": state["hardware"],
+        "sessions": state.get("sessions", []),
         "seconds": round(float(state["seconds"]), 1),
         "hyperparameters": {key: value for key, value in config.items() if key != "output"},
     }

@@ -211,9 +211,16 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
         say(f"resuming {run_dir} after epoch {start_epoch}")
     loader, indices = _patch_loader(config, training_cases, context)
     selection_key = f"val_{SELECTION_METRIC[config['task']]}"
-    provenance = {
+    session = {
+        "first_epoch": start_epoch + 1,
         "code_version": code_version(),
         "hardware": {**hardware(context.device, context.world_size), "precision": optimization.precision},
+    }
+    provenance = {
+        "code_version": session["code_version"],
+        "hardware": session["hardware"],
+        # a resumed run may continue on other code or hardware: each stretch is kept
+        "sessions": [*(state or {}).get("sessions", []), session],
         "data": {"training_cases": len(training_cases), "validation_cases": [c.id for c in validation_cases]},
     }
     for epoch in range(start_epoch, training["epochs"]):

@@ -70,6 +70,7 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         f"schedule {hyper['training']['schedule']['name']}; weights from `{training['checkpoint']}`.",
         f"- Code {training['code_version']}, saved {training['date']}, {training['seconds']:.0f} s on "
         f"{_hardware(training['hardware'])}.",
+        *_sessions(training.get("sessions", []), training["epochs"]),
         "",
         f"## Validation (epoch {validation['epoch']})",
         "",
@@ -90,6 +91,19 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
     if notes.strip():
         lines += [notes.strip(), ""]
     return "\n".join(lines)
+
+
+def _sessions(sessions: list[Mapping[str, Any]], last_epoch: int) -> list[str]:
+    """One line per stretch of a resumed run, which may have changed code, hardware or precision."""
+    if len(sessions) < 2:
+        return []
+    ends = [s["first_epoch"] - 1 for s in sessions[1:]] + [last_epoch]
+    return [
+        f"  - epochs {s['first_epoch']}-{end}: code {s['code_version']}, {_hardware(s['hardware'])}, "
+        f"{s['hardware'].get('precision', 'float32')}"
+        for s, end in zip(sessions, ends)
+        if s["first_epoch"] <= end
+    ]
 
 
 def _hardware(hardware: Mapping[str, Any]) -> str:
