@@ -2,6 +2,7 @@
 
 wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
 wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model [--card-notes N.md]
+wmhseg-train select-cleaning --task brats --reference-dir DATA --prediction-dir CV_PREDICTIONS
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from WMHSegmenterLib.engine.device import DEVICE_CHOICES
 from WMHSegmenterLib.engine.errors import InputError
 
 PROGRAM = "wmhseg-train"
+
+#: Metrics shown beside the selection metric when comparing cleanings.
+CLEANING_COLUMNS = {
+    "wmh": ("hd95", "avd", "lesion_recall", "lesion_f1"),
+    "brats": ("wt_dice", "tc_dice", "et_dice", "wt_hd95", "tc_hd95", "et_hd95"),
+}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -67,6 +74,36 @@ def export_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cleaning_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROGRAM} select-cleaning",
+        description="Choose the bundle's min_component_voxels on the folds' held-out predictions: each "
+        "candidate is applied as the predictor would, every case scored, the best mean selection metric "
+        "(WMH Dice, BraTS mean of WT/TC/ET Dice) wins; the smallest on ties.",
+    )
+    parser.add_argument("--task", required=True, choices=("wmh", "brats"))
+    parser.add_argument("--reference-dir", type=Path, required=True, help="references, one per case")
+    parser.add_argument(
+        "--prediction-dir", type=Path, required=True, help="held-out predictions made without cleaning"
+    )
+    parser.add_argument(
+        "--candidates",
+        type=_voxel_counts,
+        help="comma-separated island sizes in voxels (default: 0,10,50,100,500,1000,2000,5000)",
+    )
+    return parser
+
+
+def _voxel_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"voxel counts must be 0 or more, got {text!r}")
+    return counts
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .config import apply_override, load_config, resolve_paths
     from .loop import train
@@ -106,12 +143,34 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_select_cleaning(args: argparse.Namespace) -> int:
+    from .cleaning import CANDIDATE_VOXELS, best_cleaning, compare_cleaning, paired_cases
+    from .validation import SELECTION_METRIC
+
+    pairs = paired_cases(args.reference_dir, args.prediction_dir)
+    scores = compare_cleaning(args.task, pairs, args.candidates or CANDIDATE_VOXELS)
+    columns = [SELECTION_METRIC[args.task], *CLEANING_COLUMNS[args.task]]
+    print(f"{len(pairs)} case(s); mean over cases")
+    print("  ".join(["min_component_voxels", *columns]))
+    for candidate in scores:
+        values = [f"{candidate.mean.get(column, float('nan')):>{len(column)}.4f}" for column in columns]
+        print("  ".join([f"{candidate.min_component_voxels:>20}", *values]))
+    best = best_cleaning(args.task, scores).min_component_voxels
+    print(
+        f"best: min_component_voxels={best} (bundle it: {PROGRAM} export RUN_DIR ... "
+        f"--inference min_component_voxels={best})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.getLogger("wmhseg").setLevel(logging.WARNING)
     try:
         if argv[:1] == ["export"]:
             return run_export(export_parser().parse_args(argv[1:]))
+        if argv[:1] == ["select-cleaning"]:
+            return run_select_cleaning(cleaning_parser().parse_args(argv[1:]))
         if argv[:1] == ["train"]:
             argv = argv[1:]
         return run_train(train_parser().parse_args(argv))

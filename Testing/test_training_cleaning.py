@@ -1,0 +1,95 @@
+"""Choosing the bundle's small-component cleaning on held-out predictions (`wmhseg-train select-cleaning`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wmhseg_training.cleaning import best_cleaning, compare_cleaning, paired_cases
+from wmhseg_training.cli import main
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.volume import Geometry, Volume, write_volume
+
+SHAPE = (12, 24, 24)
+
+
+def write(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_volume(Volume(array.astype(np.uint8), Geometry.identity((1.0, 1.0, 1.0))), path)
+
+
+def lesion_case(root: Path, case: str, speckles: bool, small_true_lesion: bool) -> None:
+    """A 4x6x6 lesion found by the prediction, plus 2-voxel false islands and/or a 2-voxel true lesion."""
+    reference = np.zeros(SHAPE, np.uint8)
+    reference[2:6, 4:10, 4:10] = 1
+    prediction = reference.copy()
+    if small_true_lesion:
+        reference[9, 20, 20:22] = 1
+        prediction[9, 20, 20:22] = 1
+    if speckles:
+        prediction[9, 3, 18:20] = 1
+        prediction[10, 16, 2:4] = 1
+    write(root / "references" / case / "lesions.nii.gz", reference)
+    write(root / "references" / case / "flair.nii.gz", np.ones(SHAPE))
+    write(root / "predictions" / f"{case}.nii.gz", prediction)
+
+
+def test_islands_that_are_false_positives_are_cleaned_away(tmp_path):
+    for case in ("a", "b"):
+        lesion_case(tmp_path, case, speckles=True, small_true_lesion=False)
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    assert [case for case, _, _ in pairs] == ["a", "b"]
+    scores = compare_cleaning("wmh", pairs, candidates=(0, 3, 100))
+    by_size = {s.min_component_voxels: s.mean["dice"] for s in scores}
+    assert by_size[0] == pytest.approx(2 * 144 / (144 + 148))
+    assert by_size[3] == pytest.approx(1.0)
+    assert by_size[100] == pytest.approx(1.0)
+    assert best_cleaning("wmh", scores).min_component_voxels == 3  # the smallest of the equal best
+
+
+def test_no_cleaning_wins_where_small_islands_are_true_lesions(tmp_path):
+    lesion_case(tmp_path, "a", speckles=False, small_true_lesion=True)
+    scores = compare_cleaning("wmh", paired_cases(tmp_path / "references", tmp_path / "predictions"), (0, 3))
+    assert best_cleaning("wmh", scores).min_component_voxels == 0
+
+
+def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
+    lesion_case(tmp_path, "a", speckles=True, small_true_lesion=False)
+    folders = [
+        "--reference-dir",
+        str(tmp_path / "references"),
+        "--prediction-dir",
+        str(tmp_path / "predictions"),
+    ]
+    assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "0,3"]) == 0
+    out = capsys.readouterr().out
+    assert "1 case(s)" in out and "best: min_component_voxels=3" in out
+    assert "--inference min_component_voxels=3" in out
+
+
+def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
+    lesion_case(tmp_path, "a", speckles=False, small_true_lesion=False)
+    write(tmp_path / "predictions" / "stranger.nii.gz", np.zeros(SHAPE))
+    with pytest.raises(InputError, match="no reference for case\\(s\\) stranger"):
+        paired_cases(tmp_path / "references", tmp_path / "predictions")
+
+
+def test_bad_candidates_are_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "select-cleaning",
+                "--task",
+                "wmh",
+                "--reference-dir",
+                "r",
+                "--prediction-dir",
+                "p",
+                "--candidates",
+                "a",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "expected comma-separated whole numbers" in capsys.readouterr().err
