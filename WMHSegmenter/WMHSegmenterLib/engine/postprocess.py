@@ -22,7 +22,11 @@ def labels_from_probabilities(
 
 
 def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
-    """Drop foreground islands (26-connected, all labels together) smaller than ``min_voxels``."""
+    """Drop foreground islands (26-connected, all labels together) smaller than ``min_voxels``.
+
+    The largest island stays whatever its size: cleaning removes scattered false positives, and must
+    never erase the one finding of a scan with a small lesion or tumour.
+    """
     if min_voxels <= 1:
         return labels
     components, count = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))
@@ -31,6 +35,7 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     sizes = np.bincount(components.ravel())
     small = sizes < min_voxels
     small[0] = False
+    small[np.argmax(sizes[1:]) + 1] = False
     cleaned = labels.copy()
     cleaned[small[components]] = 0
     return cleaned
