@@ -90,10 +90,8 @@ def cache_key(
     stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     content = {
         "format": CACHE_FORMAT,
-        "task": task,
-        "inputs": list(input_names),
+        **_settings(task, input_names, preprocessing),
         "files": stamp,
-        "preprocessing": dict(preprocessing),
         "code": code,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -144,6 +142,7 @@ def _build_entry(
         sources={name: str(path) for name, path in case.images.items()},
         labels=Volume(labels, label_volume.geometry),
     )
+    settings = _settings(task, input_names, preprocessing)
     temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temporary.mkdir()
     try:
@@ -163,11 +162,11 @@ def _build_entry(
             "shape_zyx": list(prepared.image.shape[1:]),
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
-            "settings": _settings(task, input_names, preprocessing),
+            "settings": settings,
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
         (temporary / META_FILE).write_text(json.dumps(meta, indent=1))
-        _remove_stale_entries(folder, _settings(task, input_names, preprocessing))
+        _remove_stale_entries(folder, settings)
         try:
             os.replace(temporary, folder)
         except OSError:  # another process published the same entry meanwhile: identical content
@@ -189,7 +188,8 @@ def _open_entry(folder: Path) -> CachedCase:
 
 
 def _settings(task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes two entries of a case alternatives rather than one stale and one current."""
+    """What an entry is computed with, besides its files and code: part of its key, and what makes two
+    entries of a case alternatives rather than one stale and one current."""
     return json.loads(json.dumps({"task": task, "inputs": list(input_names), "preprocessing": preprocessing}))
 
 
