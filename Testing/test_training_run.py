@@ -103,6 +103,8 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
     assert {"code_version", "date", "hardware", "seconds", "data", "epochs"} <= set(meta["training"])
     card = (bundle_dir / "MODEL_CARD.md").read_text()
     assert "## Limitations" in card and card.rstrip().endswith("Misses lesions under 3 voxels.")
+    assert meta["training"]["checkpoint"] == "best.pt" and "so the table is optimistic" in card
+    assert "the bundle's differ" not in card
     monkeypatch.setenv("WMHSEG_MODELS", str(bundle_dir.parent))
     assert find_bundle("tiny-wmh").trained
 
@@ -116,6 +118,8 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
         32,
     ]
     assert tuned_meta["training"]["hyperparameters"]["inference"]["overlap"] == meta["inference"]["overlap"]
+    tuned_card = (tuned / "MODEL_CARD.md").read_text()
+    assert f"the bundle's differ: overlap {meta['inference']['overlap']} -> 0.3; patch_size_zyx" in tuned_card
     assert main([*export, "--overwrite", "--inference", "overlapp=0.3"]) == 2
     assert main([*export, "--overwrite", "--inference", "patch_size_zyx=[16,16,30]"]) == 2
     assert "unknown config key inference.overlapp" in capsys.readouterr().err
@@ -228,6 +232,7 @@ def test_a_finished_run_extended_with_more_epochs_continues_on_the_stretched_sch
     )
     card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
     assert "  - epochs 1-2: code " in card and "  - epochs 3-4: code " in card
+    assert "optimistic" not in card
 
 
 def test_amp_on_the_cpu_trains_in_bfloat16_where_the_processor_has_it(tmp_path):

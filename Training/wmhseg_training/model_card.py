@@ -79,6 +79,7 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         *rows,
         "",
         "Scored by the engine's metrics (WMH challenge / BraTS definitions) on each case's original grid.",
+        *_validation_caveats(meta),
         "",
         "## Limitations",
         "",
@@ -91,6 +92,30 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
     if notes.strip():
         lines += [notes.strip(), ""]
     return "\n".join(lines)
+
+
+def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
+    """What keeps the table from being the bundle's expected accuracy on new cases.
+
+    Epoch selection on the validation cases makes their scores optimistic, and inference settings
+    chosen after training (export --inference) were not the ones scored.
+    """
+    training, validation = meta["training"], meta["validation"]
+    caveats = []
+    if training["checkpoint"] == "best.pt" and not validation["on_training_data"]:
+        caveats.append(
+            "- The epoch was chosen as the one scoring best on these same cases, so the table is optimistic."
+        )
+    hyper = training["hyperparameters"]
+    patch = hyper["inference"].get("patch_size_zyx") or hyper["training"]["patch_size_zyx"]
+    scored = {**hyper["inference"], "patch_size_zyx": patch}
+    scored.update({k: v for k, v in hyper.get("validation", {}).items() if k in scored and v is not None})
+    changed = [f"{k} {scored.get(k)} -> {v}" for k, v in meta["inference"].items() if scored.get(k) != v]
+    if changed:
+        caveats.append(
+            f"- Scored with the run's inference settings; the bundle's differ: {'; '.join(changed)}."
+        )
+    return ["", *caveats] if caveats else []
 
 
 def _sessions(sessions: list[Mapping[str, Any]], last_epoch: int) -> list[str]:
