@@ -70,13 +70,25 @@ def bundle_metadata(config: Mapping[str, Any], model_id: str, version: str = "0.
         version=version,
         preprocessing=copy.deepcopy(config["preprocessing"]),
         network=network_config(config, deep_supervision=False).to_dict(),
-        inference={
-            **config["inference"],
-            "patch_size_zyx": list(
-                config["inference"]["patch_size_zyx"] or config["training"]["patch_size_zyx"]
-            ),
-        },
+        inference=inference_settings(config),
         weights={"file": WEIGHTS_FILE, "sha256": ""},
         training={"trained": False},
     )
     return meta
+
+
+def inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundle's inference defaults: the config's, with the training patch where it sets none."""
+    inference = config["inference"]
+    return {
+        **inference,
+        "patch_size_zyx": list(inference["patch_size_zyx"] or config["training"]["patch_size_zyx"]),
+    }
+
+
+def validated_inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What validation predicts with: the bundle's settings, ``validation.overlap``/``mirror`` where set."""
+    settings = inference_settings(config)
+    overrides = config.get("validation", {})  # model.json of runs older than these keys lacks them
+    settings.update({key: overrides[key] for key in ("overlap", "mirror") if overrides.get(key) is not None})
+    return settings

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .metadata import validated_inference_settings
+
 #: Metrics shown in the card's table, per task, with how to read them.
 CARD_METRICS = {
     "wmh": [
@@ -106,10 +108,7 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
         caveats.append(
             "- The epoch was chosen as the one scoring best on these same cases, so the table is optimistic."
         )
-    hyper = training["hyperparameters"]
-    patch = hyper["inference"].get("patch_size_zyx") or hyper["training"]["patch_size_zyx"]
-    scored = {**hyper["inference"], "patch_size_zyx": patch}
-    scored.update({k: v for k, v in hyper.get("validation", {}).items() if k in scored and v is not None})
+    scored = validated_inference_settings(training["hyperparameters"])
     changed = [f"{k} {scored.get(k)} -> {v}" for k, v in meta["inference"].items() if scored.get(k) != v]
     if changed:
         caveats.append(

@@ -18,7 +18,7 @@ from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 
 from .datasets import CaseFiles
-from .metadata import bundle_metadata
+from .metadata import bundle_metadata, validated_inference_settings
 
 #: The number that picks the best checkpoint: higher is better.
 SELECTION_METRIC = {"wmh": "dice", "brats": "mean_dice"}
@@ -52,11 +52,9 @@ def validation_predictor(
     network: torch.nn.Module, config: Mapping[str, Any], device: torch.device, run_dir: Path
 ) -> Predictor:
     """The predictor the bundle will have; ``validation.overlap``/``mirror`` override it where set."""
-    bundle = ModelBundle(run_dir, meta=bundle_metadata(config, model_id="validation"))
-    settings = config["validation"]
-    return Predictor(
-        bundle, device=device.type, network=network, overlap=settings["overlap"], mirror=settings["mirror"]
-    )
+    meta = bundle_metadata(config, model_id="validation")
+    meta["inference"] = validated_inference_settings(config)
+    return Predictor(ModelBundle(run_dir, meta=meta), device=device.type, network=network)
 
 
 def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
