@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from WMHSegmenterLib.engine.postprocess import remove_small_components
+from WMHSegmenterLib.engine.postprocess import keep_largest_component, remove_small_components
 
 
 def test_islands_under_the_size_go_and_larger_ones_keep_their_labels():
@@ -34,3 +34,16 @@ def test_nothing_to_clean_leaves_the_map_as_it_was():
     np.testing.assert_array_equal(remove_small_components(labels, 10), labels)
     labels[1, 1, 1] = 1
     np.testing.assert_array_equal(remove_small_components(labels, 0), labels)
+
+
+def test_largest_only_keeps_the_biggest_island_with_all_its_labels_and_nothing_else():
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[1:5, 1:5, 1:5] = 2  # 64 voxels of edema around
+    labels[2:4, 2:4, 2:4] = 4  # an enhancing core: the same island
+    labels[8:11, 8:11, 8:11] = 1  # 27 voxels: a large island, but not the largest
+    cleaned = keep_largest_component(labels)
+    expected = labels.copy()
+    expected[8:11, 8:11, 8:11] = 0
+    np.testing.assert_array_equal(cleaned, expected)
+    single = expected.copy()
+    np.testing.assert_array_equal(keep_largest_component(single), single)

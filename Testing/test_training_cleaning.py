@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wmhseg_training.cleaning import best_cleaning, compare_cleaning, paired_cases
+from wmhseg_training.cleaning import Cleaning, best_cleaning, compare_cleaning, paired_cases
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.volume import Geometry, Volume, write_volume
 
 SHAPE = (12, 24, 24)
+LARGEST = Cleaning(largest_only=True)
 
 
 def write(path: Path, array: np.ndarray) -> Path:
@@ -41,18 +42,31 @@ def test_islands_that_are_false_positives_are_cleaned_away(tmp_path):
         lesion_case(tmp_path, case, speckles=True, small_true_lesion=False)
     pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
     assert [case for case, _, _ in pairs] == ["a", "b"]
-    scores = compare_cleaning("wmh", pairs, candidates=(0, 3, 100))
-    by_size = {s.min_component_voxels: s.mean["dice"] for s in scores}
-    assert by_size[0] == pytest.approx(2 * 144 / (144 + 148))
-    assert by_size[3] == pytest.approx(1.0)
-    assert by_size[100] == pytest.approx(1.0)
-    assert best_cleaning("wmh", scores).min_component_voxels == 3  # the smallest of the equal best
+    scores = compare_cleaning("wmh", pairs, candidates=(Cleaning(0), Cleaning(3), Cleaning(100), LARGEST))
+    by_cleaning = {str(s.cleaning): s.mean["dice"] for s in scores}
+    assert by_cleaning["0"] == pytest.approx(2 * 144 / (144 + 148))
+    assert by_cleaning["3"] == by_cleaning["100"] == by_cleaning["largest"] == pytest.approx(1.0)
+    assert best_cleaning("wmh", scores).cleaning == Cleaning(3)  # the one removing least of the equal best
 
 
 def test_no_cleaning_wins_where_small_islands_are_true_lesions(tmp_path):
     lesion_case(tmp_path, "a", speckles=False, small_true_lesion=True)
-    scores = compare_cleaning("wmh", paired_cases(tmp_path / "references", tmp_path / "predictions"), (0, 3))
-    assert best_cleaning("wmh", scores).min_component_voxels == 0
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    scores = compare_cleaning("wmh", pairs, (Cleaning(0), Cleaning(3), LARGEST))
+    assert best_cleaning("wmh", scores).cleaning == Cleaning(0)
+    assert {str(s.cleaning): s.mean["dice"] for s in scores}["largest"] < 1.0
+
+
+def test_largest_only_wins_where_the_other_islands_are_large_and_false(tmp_path):
+    lesion_case(tmp_path, "a", speckles=False, small_true_lesion=False)
+    prediction = np.zeros(SHAPE, np.uint8)
+    prediction[2:6, 4:10, 4:10] = 1
+    prediction[8:11, 14:20, 14:20] = 1  # a 108-voxel false island
+    (tmp_path / "predictions" / "a.nii.gz").unlink()
+    write(tmp_path / "predictions" / "a.nii.gz", prediction)
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    scores = compare_cleaning("wmh", pairs, (Cleaning(0), Cleaning(100), LARGEST))
+    assert best_cleaning("wmh", scores).cleaning == LARGEST
 
 
 def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
@@ -65,8 +79,10 @@ def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     ]
     assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "0,3"]) == 0
     out = capsys.readouterr().out
-    assert "1 case(s)" in out and "best: min_component_voxels=3" in out
+    assert "1 case(s)" in out and "best: 3 " in out
     assert "--inference min_component_voxels=3" in out
+    assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "0,largest"]) == 0
+    assert "--inference largest_component_only=true" in capsys.readouterr().out
 
 
 def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
@@ -92,4 +108,4 @@ def test_bad_candidates_are_a_usage_error(tmp_path, capsys):
             ]
         )
     assert exit_info.value.code == 2
-    assert "expected comma-separated whole numbers" in capsys.readouterr().err
+    assert "expected comma-separated whole numbers or 'largest'" in capsys.readouterr().err

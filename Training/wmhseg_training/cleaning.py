@@ -1,11 +1,11 @@
-"""The bundle's small-component cleaning, chosen on cross-validation predictions.
+"""The bundle's island cleaning, chosen on cross-validation predictions.
 
 nnU-Net decides its post-processing once every fold is done, on the folds' held-out predictions
-(Isensee et al., Nature Methods 2021). The one cleaning the engine has, dropping foreground islands
-smaller than ``min_component_voxels``, is chosen here the same way: each candidate is applied to the
-saved predictions exactly as the predictor applies it, every case is scored against its reference,
-and the candidate with the best mean selection metric wins, the smallest on ties, so nothing is
-removed without a measured gain.
+(Isensee et al., Nature Methods 2021). The engine's cleanings, dropping foreground islands smaller than
+``min_component_voxels`` or keeping only the largest island (``largest_component_only``), are chosen
+here the same way: each candidate is applied to the saved predictions exactly as the predictor applies
+it, every case is scored against its reference, and the candidate with the best mean selection metric
+wins, the one removing least on ties, so nothing is removed without a measured gain.
 """
 
 from __future__ import annotations
@@ -18,19 +18,55 @@ from pathlib import Path
 from WMHSegmenterLib.cli.evaluate import find_cases
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics.report import Evaluation
-from WMHSegmenterLib.engine.postprocess import remove_small_components
+from WMHSegmenterLib.engine.postprocess import keep_largest_component, remove_small_components
 from WMHSegmenterLib.engine.volume import read_volume
 
 from .validation import SELECTION_METRIC, score
 
-CANDIDATE_VOXELS = (0, 10, 50, 100, 500, 1000, 2000, 5000)
+
+@dataclass(frozen=True)
+class Cleaning:
+    """One candidate: islands under ``min_component_voxels`` removed, or all but the largest."""
+
+    min_component_voxels: int = 0
+    largest_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Cleaning:
+        """``"largest"`` or a whole number of voxels."""
+        return cls(largest_only=True) if text == "largest" else cls(min_component_voxels=int(text))
+
+    def apply(self, labels):
+        return (
+            keep_largest_component(labels)
+            if self.largest_only
+            else remove_small_components(labels, self.min_component_voxels)
+        )
+
+    def __str__(self) -> str:
+        return "largest" if self.largest_only else str(self.min_component_voxels)
+
+    @property
+    def inference_setting(self) -> str:
+        """What ``wmhseg-train export --inference`` takes to bundle it."""
+        if self.largest_only:
+            return "largest_component_only=true"
+        return f"min_component_voxels={self.min_component_voxels}"
+
+    @property
+    def removal_rank(self) -> float:
+        """Orders candidates from removing least to most."""
+        return float("inf") if self.largest_only else self.min_component_voxels
+
+
+CANDIDATES = (*(Cleaning(n) for n in (0, 10, 50, 100, 500, 1000, 2000, 5000)), Cleaning(largest_only=True))
 
 
 @dataclass(frozen=True)
 class CleaningScore:
-    """Mean metrics over the cases with islands under ``min_component_voxels`` removed."""
+    """Mean metrics over the cases cleaned by ``cleaning``."""
 
-    min_component_voxels: int
+    cleaning: Cleaning
     mean: dict[str, float]
 
 
@@ -49,22 +85,24 @@ def paired_cases(reference_dir: Path, prediction_dir: Path) -> list[tuple[str, P
 
 
 def compare_cleaning(
-    task: str, pairs: Sequence[tuple[str, Path, Path]], candidates: Sequence[int] = CANDIDATE_VOXELS
+    task: str, pairs: Sequence[tuple[str, Path, Path]], candidates: Sequence[Cleaning] = CANDIDATES
 ) -> list[CleaningScore]:
-    evaluations = {voxels: Evaluation(task) for voxels in candidates}
+    evaluations = {cleaning: Evaluation(task) for cleaning in candidates}
     for case, reference_path, prediction_path in pairs:
         reference, prediction = read_volume(reference_path), read_volume(prediction_path)
-        for voxels, evaluation in evaluations.items():
-            cleaned = prediction.with_array(remove_small_components(prediction.array, voxels))
+        for cleaning, evaluation in evaluations.items():
+            cleaned = prediction.with_array(cleaning.apply(prediction.array))
             evaluation.cases.append((case, score(task, reference, cleaned, reference_path)))
-    return [CleaningScore(voxels, evaluation.summary()["mean"]) for voxels, evaluation in evaluations.items()]
+    return [
+        CleaningScore(cleaning, evaluation.summary()["mean"]) for cleaning, evaluation in evaluations.items()
+    ]
 
 
 def best_cleaning(task: str, scores: Sequence[CleaningScore]) -> CleaningScore:
     key = SELECTION_METRIC[task]
 
-    def rank(candidate: CleaningScore) -> tuple[float, int]:
+    def rank(candidate: CleaningScore) -> tuple[float, float]:
         value = candidate.mean.get(key, math.nan)
-        return (-math.inf if math.isnan(value) else value, -candidate.min_component_voxels)
+        return (-math.inf if math.isnan(value) else value, -candidate.cleaning.removal_rank)
 
     return max(scores, key=rank)

@@ -77,9 +77,9 @@ def export_parser() -> argparse.ArgumentParser:
 def cleaning_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROGRAM} select-cleaning",
-        description="Choose the bundle's min_component_voxels on the folds' held-out predictions: each "
+        description="Choose the bundle's island cleaning on the folds' held-out predictions: each "
         "candidate is applied as the predictor would, every case scored, the best mean selection metric "
-        "(WMH Dice, BraTS mean of WT/TC/ET Dice) wins; the smallest on ties.",
+        "(WMH Dice, BraTS mean of WT/TC/ET Dice) wins; the one removing least on ties.",
     )
     parser.add_argument("--task", required=True, choices=("wmh", "brats"))
     parser.add_argument("--reference-dir", type=Path, required=True, help="references, one per case")
@@ -88,20 +88,25 @@ def cleaning_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--candidates",
-        type=_voxel_counts,
-        help="comma-separated island sizes in voxels (default: 0,10,50,100,500,1000,2000,5000)",
+        type=_cleanings,
+        help="comma-separated island sizes in voxels under which islands go, or 'largest' to keep only "
+        "the largest island (default: 0,10,50,100,500,1000,2000,5000,largest)",
     )
     return parser
 
 
-def _voxel_counts(text: str) -> tuple[int, ...]:
+def _cleanings(text: str) -> tuple:
+    from .cleaning import Cleaning
+
     try:
-        counts = tuple(int(part) for part in text.split(","))
+        cleanings = tuple(Cleaning.parse(part.strip()) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
-    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers or 'largest', got {text!r}"
+        ) from None
+    if any(c.min_component_voxels < 0 for c in cleanings):
         raise argparse.ArgumentTypeError(f"voxel counts must be 0 or more, got {text!r}")
-    return counts
+    return cleanings
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -144,22 +149,19 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_select_cleaning(args: argparse.Namespace) -> int:
-    from .cleaning import CANDIDATE_VOXELS, best_cleaning, compare_cleaning, paired_cases
+    from .cleaning import CANDIDATES, best_cleaning, compare_cleaning, paired_cases
     from .validation import SELECTION_METRIC
 
     pairs = paired_cases(args.reference_dir, args.prediction_dir)
-    scores = compare_cleaning(args.task, pairs, args.candidates or CANDIDATE_VOXELS)
+    scores = compare_cleaning(args.task, pairs, args.candidates or CANDIDATES)
     columns = [SELECTION_METRIC[args.task], *CLEANING_COLUMNS[args.task]]
     print(f"{len(pairs)} case(s); mean over cases")
-    print("  ".join(["min_component_voxels", *columns]))
+    print("  ".join(["cleaning", *columns]))
     for candidate in scores:
         values = [f"{candidate.mean.get(column, float('nan')):>{len(column)}.4f}" for column in columns]
-        print("  ".join([f"{candidate.min_component_voxels:>20}", *values]))
-    best = best_cleaning(args.task, scores).min_component_voxels
-    print(
-        f"best: min_component_voxels={best} (bundle it: {PROGRAM} export RUN_DIR ... "
-        f"--inference min_component_voxels={best})"
-    )
+        print("  ".join([f"{candidate.cleaning!s:>8}", *values]))
+    best = best_cleaning(args.task, scores).cleaning
+    print(f"best: {best} (bundle it: {PROGRAM} export RUN_DIR ... --inference {best.inference_setting})")
     return 0
 
 

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "tile_batch": 1,
         "mirror": False,
         "min_component_voxels": 0,
+        "largest_component_only": False,
         "patch_size_zyx": None,
     },
     "output": {"runs_dir": "runs", "name": None, "cache_dir": None},

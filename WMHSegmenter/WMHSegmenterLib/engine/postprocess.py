@@ -39,3 +39,20 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     cleaned = labels.copy()
     cleaned[small[components]] = 0
     return cleaned
+
+
+def keep_largest_component(labels: np.ndarray) -> np.ndarray:
+    """Only the largest foreground island (26-connected, all labels together).
+
+    A glioma is one connected lesion in most patients; on the BraTS cross-validation the second
+    islands the network left (20-60 ml, in 4 of 14 cases) were all false, and removing them moved
+    HD95 from ~70 mm to under 25 mm there. The price: a second focus of a multifocal tumour goes too.
+    """
+    components, count = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))
+    if count <= 1:
+        return labels
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    cleaned = labels.copy()
+    cleaned[components != np.argmax(sizes)] = 0
+    return cleaned

@@ -17,7 +17,7 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
-from .postprocess import labels_from_probabilities, remove_small_components
+from .postprocess import keep_largest_component, labels_from_probabilities, remove_small_components
 from .preprocessing import PreparedCase, prepare_case
 from .resampling import resample
 from .volume import Geometry, Volume, read_image
@@ -85,6 +85,7 @@ class Predictor:
         use_mirroring = settings.get("mirror", False) if mirror is None else mirror
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
+        self.largest_component_only = bool(settings.get("largest_component_only", False))
         use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
         self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
 
@@ -206,6 +207,8 @@ class Predictor:
         channel_labels = [c.label for c in self.bundle.output_channels]
         labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
         labels = remove_small_components(labels, self.min_component_voxels)
+        if self.largest_component_only:
+            labels = keep_largest_component(labels)
         foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         kept = on_input_grid[foreground]
