@@ -60,7 +60,7 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
         tmp_path / "tiny.yaml",
         data,
         tmp_path / "runs",
-        augmentation={"enabled": True},
+        augmentation={"enabled": True, "drawn_head": {"p": 0.5, "draws": 1}},
         training={"workers": 1},
     )
     run = tmp_path / "run"

@@ -7,6 +7,11 @@ settings, the engine's preprocessing code); a stale entry (same settings, change
 never read, only replaced, while entries of other settings stay for the runs that use them. Entries
 are built in a temporary folder and renamed into place, so a killed run leaves no half-written entry,
 and runs started side by side may build the same entry at once.
+
+A case may also have drawn-head variants (``head_draws``): the same skull-stripped FLAIR with a head
+drawn around it (``synthetic.head``), preprocessed like any scan, so the network sees real lesions in
+skull-on images, z-scored as the predictor z-scores them. Each draw is a fixed function of the case and
+its number, cached like the case itself.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
 from WMHSegmenterLib.engine import resampling as engine_resampling
+from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.preprocessing import prepare_case
 from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume
 
@@ -49,6 +55,7 @@ class CachedCase:
     shape_zyx: tuple[int, int, int]
     spacing_xyz: tuple[float, float, float]
     foreground_classes: tuple[int, ...]
+    head_draw: int | None = None  # which drawn-head variant of the case; None for the scan itself
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -84,16 +91,25 @@ def preprocessing_code_digest() -> str:
 
 
 def cache_key(
-    case: CaseFiles, task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any], code: str
+    case: CaseFiles,
+    task: str,
+    input_names: Sequence[str],
+    preprocessing: Mapping[str, Any],
+    code: str,
+    head_draw: int | None = None,
 ) -> str:
     files = [case.images[name] for name in input_names] + [case.label]
     stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     content = {
         "format": CACHE_FORMAT,
-        **_settings(task, input_names, preprocessing),
+        **_settings(task, input_names, preprocessing, head_draw),
         "files": stamp,
         "code": code,
     }
+    if head_draw is not None:
+        from .synthetic import head
+
+        content["head_code"] = hashlib.sha256(Path(head.__file__).read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -105,8 +121,10 @@ def load_or_build(
     preprocessing: Mapping[str, Any],
     build: bool = True,
     on_case: Callable[[str, bool], None] | None = None,
+    head_draws: int = 0,
 ) -> list[CachedCase]:
-    """Every case from the cache, preprocessing those missing or stale (when ``build``).
+    """Every case from the cache, and its ``head_draws`` drawn-head variants, preprocessing those
+    missing or stale (when ``build``).
 
     ``on_case(case_id, built)`` reports progress. With ``build=False`` (ranks other than 0, which
     wait for rank 0 to fill the cache) a missing entry is an error.
@@ -115,34 +133,42 @@ def load_or_build(
     code = preprocessing_code_digest()
     loaded = []
     for case in cases:
-        folder = (
-            cache_dir / f"{_safe_name(case.id)}-{cache_key(case, task, input_names, preprocessing, code)}"
-        )
-        built = not (folder / META_FILE).is_file()
-        if built:
-            if not build:
-                raise RuntimeError(f"cache entry {folder} missing after rank 0 built the cache")
-            _build_entry(case, folder, task, input_names, preprocessing)
-        loaded.append(_open_entry(folder))
-        if on_case is not None:
-            on_case(case.id, built)
+        for head_draw in [None, *range(head_draws)]:
+            key = cache_key(case, task, input_names, preprocessing, code, head_draw)
+            suffix = "" if head_draw is None else f"+head{head_draw}"
+            folder = cache_dir / f"{_safe_name(case.id)}{suffix}-{key}"
+            built = not (folder / META_FILE).is_file()
+            if built:
+                if not build:
+                    raise RuntimeError(f"cache entry {folder} missing after rank 0 built the cache")
+                _build_entry(case, folder, task, input_names, preprocessing, head_draw)
+            loaded.append(_open_entry(folder))
+            if on_case is not None:
+                on_case(case.id + suffix, built)
     return loaded
 
 
 def _build_entry(
-    case: CaseFiles, folder: Path, task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any]
+    case: CaseFiles,
+    folder: Path,
+    task: str,
+    input_names: Sequence[str],
+    preprocessing: Mapping[str, Any],
+    head_draw: int | None = None,
 ) -> None:
     images = {name: read_image(case.images[name]) for name in input_names}
     label_volume = read_volume(case.label)
-    labels = checked_labels(label_volume.array, task, case.label)
+    labels = Volume(checked_labels(label_volume.array, task, case.label), label_volume.geometry)
+    if head_draw is not None:
+        images, labels = _with_drawn_head(case, images, labels, input_names, head_draw)
     prepared = prepare_case(
         images,
         input_names,
         preprocessing,
         sources={name: str(path) for name, path in case.images.items()},
-        labels=Volume(labels, label_volume.geometry),
+        labels=labels,
     )
-    settings = _settings(task, input_names, preprocessing)
+    settings = _settings(task, input_names, preprocessing, head_draw)
     temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temporary.mkdir()
     try:
@@ -162,6 +188,7 @@ def _build_entry(
             "shape_zyx": list(prepared.image.shape[1:]),
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
+            "head_draw": head_draw,
             "settings": settings,
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
@@ -184,13 +211,36 @@ def _open_entry(folder: Path) -> CachedCase:
         shape_zyx=tuple(meta["shape_zyx"]),
         spacing_xyz=tuple(meta["spacing_xyz"]),
         foreground_classes=tuple(meta["foreground_classes"]),
+        head_draw=meta.get("head_draw"),
     )
 
 
-def _settings(task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+def _with_drawn_head(
+    case: CaseFiles, images: dict[str, Volume], labels: Volume, input_names: Sequence[str], head_draw: int
+) -> tuple[dict[str, Volume], Volume]:
+    """The case's FLAIR with head number ``head_draw`` drawn around it (same draw on every run)."""
+    from .synthetic.head import draw_head_around_brain
+
+    if len(input_names) != 1:
+        raise InputError("drawn heads are for single-FLAIR models", case.images[input_names[0]])
+    name = input_names[0]
+    rng = np.random.default_rng([head_draw, *case.id.encode()])
+    try:
+        image, labels = draw_head_around_brain(images[name], labels, rng)
+    except InputError as error:
+        raise InputError(error.problem, case.images[name]) from None
+    return {name: image}, labels
+
+
+def _settings(
+    task: str, input_names: Sequence[str], preprocessing: Mapping[str, Any], head_draw: int | None = None
+) -> dict[str, Any]:
     """What an entry is computed with, besides its files and code: part of its key, and what makes two
     entries of a case alternatives rather than one stale and one current."""
-    return json.loads(json.dumps({"task": task, "inputs": list(input_names), "preprocessing": preprocessing}))
+    settings = {"task": task, "inputs": list(input_names), "preprocessing": preprocessing}
+    if head_draw is not None:
+        settings["head_draw"] = head_draw
+    return json.loads(json.dumps(settings))
 
 
 def _remove_stale_entries(folder: Path, settings: Mapping[str, Any]) -> None:

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
         "blur": {"p": 0.1, "std_mm": [0.5, 1.0]},
         "bias_field": {"p": 0.1, "coefficients": 0.3},
         "slice_thickness": {"p": 0.2, "axes": [0, 1, 2], "downsampling": [1.5, 5.0]},
+        # share of real patches taken from the case with a drawn head (skull-stripped FLAIR only), and
+        # how many heads are drawn per case (each preprocessed once into the cache)
+        "drawn_head": {"p": 0.0, "draws": 4},
     },
     # overlap/mirror None: the inference settings, so the checkpoint is chosen by the predictor users get
     "validation": {"every_epochs": 5, "max_cases": None, "overlap": None, "mirror": None},
@@ -224,6 +227,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     if config["augmentation"]["enabled"]:
         _check_augmentation(config["augmentation"], patch)
+        _check_drawn_head(config["augmentation"]["drawn_head"], config["task"])
     _check_synthetic(config["synthetic"], config["task"])
 
 
@@ -238,6 +242,21 @@ def _check_synthetic(section: Mapping[str, Any], task: str) -> None:
     from .synthetic.generator import GeneratorSettings
 
     GeneratorSettings.from_mapping(section["generator"])
+
+
+def _check_drawn_head(settings: Mapping[str, Any], task: str) -> None:
+    _require(
+        _is_number(settings["p"]) and 0 <= settings["p"] <= 1,
+        "augmentation.drawn_head.p must be a number in [0, 1]",
+    )
+    _require(
+        _is_int(settings["draws"]) and settings["draws"] >= 1,
+        "augmentation.drawn_head.draws must be a positive integer",
+    )
+    _require(
+        settings["p"] == 0 or task == "wmh",
+        "augmentation.drawn_head draws a head around a skull-stripped FLAIR: only for task wmh",
+    )
 
 
 def _check_augmentation(settings: Mapping[str, Any], patch_size_zyx) -> None:

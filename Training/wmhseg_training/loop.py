@@ -46,7 +46,7 @@ from .metadata import input_names, input_specs, network_config
 from .provenance import code_version, hardware
 from .sampling import EpochIndices, PatchDataset, PatchSampler
 from .splits import split_cases
-from .synthetic.dataset import mix_with_synthetic, synthetic_sampler
+from .synthetic.dataset import MixedPatchSampler, mix_with_synthetic, synthetic_sampler
 from .validation import SELECTION_METRIC, validate
 
 CONFIG_FILE = "config.yaml"
@@ -221,7 +221,10 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
         "hardware": session["hardware"],
         # a resumed run may continue on other code or hardware: each stretch is kept
         "sessions": [*(state or {}).get("sessions", []), session],
-        "data": {"training_cases": len(training_cases), "validation_cases": [c.id for c in validation_cases]},
+        "data": {
+            "training_cases": sum(c.head_draw is None for c in training_cases),
+            "validation_cases": [c.id for c in validation_cases],
+        },
     }
     for epoch in range(start_epoch, training["epochs"]):
         epoch_start = time.perf_counter()
@@ -309,7 +312,7 @@ def _patch_loader(config, training_cases: list[CachedCase], context) -> tuple[Da
     training, augmentation = config["training"], config["augmentation"]
     patch = training["patch_size_zyx"]
     region = [p + 2 * m for p, m in zip(patch, context_voxels(augmentation, patch))]
-    sampler = PatchSampler(training_cases, region, training["foreground_fraction"])
+    sampler = _real_sampler(training_cases, region, training["foreground_fraction"], augmentation)
     if config["synthetic"]["fraction"] > 0:
         synthetic = synthetic_sampler(
             config["synthetic"],
@@ -370,9 +373,22 @@ def _checkpoint_to_resume(config, paths: dict[str, Path], resume: bool) -> dict[
     return state
 
 
+def _real_sampler(cases: list[CachedCase], region, foreground_fraction: float, augmentation):
+    """Patches of the scans, and with probability ``drawn_head.p`` of one of their drawn-head variants."""
+    scans = PatchSampler([c for c in cases if c.head_draw is None], region, foreground_fraction)
+    headed = [c for c in cases if c.head_draw is not None]
+    if not headed:
+        return scans
+    p = augmentation["drawn_head"]["p"]
+    return MixedPatchSampler([(scans, 1 - p), (PatchSampler(headed, region, foreground_fraction), p)])
+
+
 def _cached_cases(config, cases, names, context, say):
     """Rank 0 fills the cache (reporting each case) while the other ranks wait, then all open it."""
     cache_dir = Path(config["output"]["cache_dir"])
+    augmentation = config["augmentation"]
+    head_draws = augmentation["drawn_head"]["draws"] if augmentation["enabled"] else 0
+    head_draws = head_draws if augmentation["drawn_head"]["p"] > 0 else 0
     arguments = (cache_dir, config["task"], names, config["preprocessing"])
 
     def report(case_id: str, built: bool) -> None:
@@ -380,11 +396,11 @@ def _cached_cases(config, cases, names, context, say):
             say(f"preprocessed {case_id}")
 
     if context.is_main:
-        cached = load_or_build(cases, *arguments, on_case=report)
+        cached = load_or_build(cases, *arguments, on_case=report, head_draws=head_draws)
         distributed.barrier(context)
         return cached
     distributed.barrier(context)
-    return load_or_build(cases, *arguments, build=False)
+    return load_or_build(cases, *arguments, build=False, head_draws=head_draws)
 
 
 def _optimizer(network: torch.nn.Module, settings: Mapping[str, Any]) -> torch.optim.Optimizer:
