@@ -18,7 +18,7 @@ import torch
 import yaml
 from test_training_helpers import make_folder_dataset, tiny_config
 
-from wmhseg_training.checkpoints import load_checkpoint
+from wmhseg_training.checkpoints import load_checkpoint, save_checkpoint
 from wmhseg_training.cli import main
 from wmhseg_training.metadata import network_config
 from WMHSegmenterLib.engine.bundle import find_bundle, sha256_of
@@ -233,6 +233,18 @@ def test_a_finished_run_extended_with_more_epochs_continues_on_the_stretched_sch
     card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
     assert "  - epochs 1-2: code " in card and "  - epochs 3-4: code " in card
     assert "optimistic" not in card
+
+
+def test_a_run_older_than_a_config_key_resumes_as_if_it_had_the_default(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs", training={"epochs": 1})
+    run = tmp_path / "run"
+    assert train_cli(config, run) == 0
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    del state["config"]["inference"]["largest_component_only"]  # as written before the key existed
+    save_checkpoint(state, run / "checkpoints" / "last.pt")
+    assert train_cli(config, run, "--resume", "--set", "training.epochs=2") == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
 
 
 def test_amp_on_the_cpu_trains_in_bfloat16_where_the_processor_has_it(tmp_path):

@@ -39,7 +39,7 @@ from .checkpoints import (
     rng_state,
     save_checkpoint,
 )
-from .config import REPOSITORY_ROOT, check_config, differences, dump_config, loss_terms
+from .config import DEFAULTS, REPOSITORY_ROOT, check_config, differences, dump_config, loss_terms, merge
 from .datasets import CaseFiles, check_case_files, find_cases
 from .losses import SegmentationLoss
 from .metadata import input_names, input_specs, network_config
@@ -356,7 +356,8 @@ def _checkpoint_to_resume(config, paths: dict[str, Path], resume: bool) -> dict[
     state = load_checkpoint(paths["last"])
     changed = [
         key
-        for key in differences(state["config"], config)
+        # a run older than a config key is compared as if it had the key's default, as export reads it
+        for key in differences(merge(DEFAULTS, state["config"]), config)
         if key.split(".")[0] not in LOCATION_SECTIONS and key not in EXTENDABLE_SETTINGS
     ]
     if changed:
