@@ -60,15 +60,16 @@ def test_drawn_head_variants_are_cached_beside_the_scan_the_same_on_every_build(
         ["flair"],
     )
     built = []
-    cached = load_or_build(
-        cases,
-        tmp_path / "a",
-        "wmh",
-        ["flair"],
-        PREPROCESSING,
-        head_draws=2,
-        on_case=lambda i, b: built.append((i, b)),
-    )
+
+    def build(cache: str) -> list:
+        def report(case_id: str, was_built: bool) -> None:
+            built.append((case_id, was_built))
+
+        return load_or_build(
+            cases, tmp_path / cache, "wmh", ["flair"], PREPROCESSING, on_case=report, head_draws=2
+        )
+
+    cached = build("a")
     assert built == [("patient00", True), ("patient00+head0", True), ("patient00+head1", True)]
     scan, first, second = cached
     assert [c.head_draw for c in cached] == [None, 0, 1] and {c.id for c in cached} == {"patient00"}
@@ -76,18 +77,9 @@ def test_drawn_head_variants_are_cached_beside_the_scan_the_same_on_every_build(
     assert first.image.shape != second.image.shape or not np.array_equal(first.image, second.image)
     assert first.labels.sum() == pytest.approx(scan.labels.sum(), rel=0.2)
 
-    load_or_build(
-        cases,
-        tmp_path / "a",
-        "wmh",
-        ["flair"],
-        PREPROCESSING,
-        head_draws=2,
-        on_case=lambda i, b: built.append((i, b)),
-    )
-    assert [b for _, b in built[3:]] == [False, False, False]
-    again = load_or_build(cases, tmp_path / "b", "wmh", ["flair"], PREPROCESSING, head_draws=2)
-    np.testing.assert_array_equal(again[2].image, second.image)
+    build("a")
+    assert [b for _, b in built[3:6]] == [False, False, False]
+    np.testing.assert_array_equal(build("b")[2].image, second.image)
 
 
 def test_drawn_heads_are_refused_for_glioma_and_for_probabilities_outside_0_1(tmp_path):
