@@ -82,10 +82,16 @@ class CachedCase:
         return {**self.__dict__, "_arrays": {}}
 
 
-def preprocessing_code_digest() -> str:
-    """Changes whenever the engine's preprocessing changes, which must invalidate every cached case."""
+def preprocessing_code_digest(drawn_head: bool = False) -> str:
+    """Changes whenever the engine's preprocessing changes, which must invalidate every cached case,
+    and for drawn-head variants (``drawn_head``) whenever the head drawing changes too."""
+    modules = [engine_preprocessing, engine_resampling]
+    if drawn_head:
+        from .synthetic import head
+
+        modules.append(head)
     digest = hashlib.sha256()
-    for module in (engine_preprocessing, engine_resampling):
+    for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
@@ -106,10 +112,6 @@ def cache_key(
         "files": stamp,
         "code": code,
     }
-    if head_draw is not None:
-        from .synthetic import head
-
-        content["head_code"] = hashlib.sha256(Path(head.__file__).read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -131,10 +133,12 @@ def load_or_build(
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     code = preprocessing_code_digest()
+    code_with_head = preprocessing_code_digest(drawn_head=True) if head_draws else None
     loaded = []
     for case in cases:
         for head_draw in [None, *range(head_draws)]:
-            key = cache_key(case, task, input_names, preprocessing, code, head_draw)
+            digest = code if head_draw is None else code_with_head
+            key = cache_key(case, task, input_names, preprocessing, digest, head_draw)
             suffix = "" if head_draw is None else f"+head{head_draw}"
             folder = cache_dir / f"{_safe_name(case.id)}{suffix}-{key}"
             built = not (folder / META_FILE).is_file()

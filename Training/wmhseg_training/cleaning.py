@@ -18,7 +18,7 @@ from pathlib import Path
 from WMHSegmenterLib.cli.evaluate import find_cases
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics.report import Evaluation
-from WMHSegmenterLib.engine.postprocess import keep_largest_component, remove_small_components
+from WMHSegmenterLib.engine.postprocess import clean_islands
 from WMHSegmenterLib.engine.volume import read_volume
 
 from .validation import SELECTION_METRIC, score
@@ -37,11 +37,7 @@ class Cleaning:
         return cls(largest_only=True) if text == "largest" else cls(min_component_voxels=int(text))
 
     def apply(self, labels):
-        return (
-            keep_largest_component(labels)
-            if self.largest_only
-            else remove_small_components(labels, self.min_component_voxels)
-        )
+        return clean_islands(labels, self.min_component_voxels, self.largest_only)
 
     def __str__(self) -> str:
         return "largest" if self.largest_only else str(self.min_component_voxels)

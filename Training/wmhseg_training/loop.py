@@ -387,9 +387,8 @@ def _real_sampler(cases: list[CachedCase], region, foreground_fraction: float, a
 def _cached_cases(config, cases, names, context, say):
     """Rank 0 fills the cache (reporting each case) while the other ranks wait, then all open it."""
     cache_dir = Path(config["output"]["cache_dir"])
-    augmentation = config["augmentation"]
-    head_draws = augmentation["drawn_head"]["draws"] if augmentation["enabled"] else 0
-    head_draws = head_draws if augmentation["drawn_head"]["p"] > 0 else 0
+    augmentation, drawn_head = config["augmentation"], config["augmentation"]["drawn_head"]
+    head_draws = drawn_head["draws"] if augmentation["enabled"] and drawn_head["p"] > 0 else 0
     arguments = (cache_dir, config["task"], names, config["preprocessing"])
 
     def report(case_id: str, built: bool) -> None:

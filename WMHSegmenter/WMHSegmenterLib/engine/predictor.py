@@ -17,7 +17,7 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
-from .postprocess import keep_largest_component, labels_from_probabilities, remove_small_components
+from .postprocess import clean_islands, labels_from_probabilities
 from .preprocessing import PreparedCase, prepare_case
 from .resampling import resample
 from .volume import Geometry, Volume, read_image
@@ -206,9 +206,7 @@ class Predictor:
         ).astype(np.float32, copy=False)
         channel_labels = [c.label for c in self.bundle.output_channels]
         labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
-        labels = remove_small_components(labels, self.min_component_voxels)
-        if self.largest_component_only:
-            labels = keep_largest_component(labels)
+        labels = clean_islands(labels, self.min_component_voxels, self.largest_component_only)
         foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         kept = on_input_grid[foreground]
