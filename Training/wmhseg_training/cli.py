@@ -3,6 +3,7 @@
 wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
 wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model [--card-notes N.md]
 wmhseg-train select-cleaning --task brats --reference-dir DATA --prediction-dir CV_PREDICTIONS
+wmhseg-train reissue BUNDLE --out FOLDER --version 1.0.1 --inference brain_mask=true [--card-notes N.md]
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def export_parser() -> argparse.ArgumentParser:
         help="Markdown appended to the generated MODEL_CARD.md: data citations, per-case results, "
         "failure modes seen (what a run cannot know about itself)",
     )
+    return parser
+
+
+def reissue_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROGRAM} reissue",
+        description="Write a bundle's weights again under a new version, with inference settings chosen "
+        "after training (when the run folder is gone).",
+    )
+    parser.add_argument("bundle", type=Path, help="the bundle folder to start from")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (may be the same)")
+    parser.add_argument("--version", required=True, help="the new model version")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    parser.add_argument(
+        "--inference", action="append", default=[], metavar="KEY=VALUE", help="as for export (repeatable)"
+    )
+    parser.add_argument("--card-notes", type=Path, help="Markdown appended to the generated MODEL_CARD.md")
     return parser
 
 
@@ -148,6 +166,16 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reissue(args: argparse.Namespace) -> int:
+    from .export import reissue_bundle
+
+    bundle = reissue_bundle(
+        args.bundle, args.out, args.version, args.inference, args.card_notes, args.overwrite
+    )
+    print(f"wrote {bundle.folder} (model {bundle.id} {bundle.meta['version']}; inference {bundle.inference})")
+    return 0
+
+
 def run_select_cleaning(args: argparse.Namespace) -> int:
     from .cleaning import CANDIDATES, best_cleaning, compare_cleaning, paired_cases
     from .validation import SELECTION_METRIC
@@ -171,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["export"]:
             return run_export(export_parser().parse_args(argv[1:]))
+        if argv[:1] == ["reissue"]:
+            return run_reissue(reissue_parser().parse_args(argv[1:]))
         if argv[:1] == ["select-cleaning"]:
             return run_select_cleaning(cleaning_parser().parse_args(argv[1:]))
         if argv[:1] == ["train"]:

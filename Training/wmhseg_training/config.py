@@ -87,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
         "mirror": False,
         "min_component_voxels": 0,
         "largest_component_only": False,
+        "brain_mask": False,  # crop, z-score and segment inside an automatic brain mask (skull-on FLAIR)
         "patch_size_zyx": None,
     },
     "output": {"runs_dir": "runs", "name": None, "cache_dir": None},

@@ -6,6 +6,7 @@ a temporary folder renamed into place, so a half-exported bundle never appears i
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import uuid
@@ -79,10 +80,43 @@ def export_run(
     meta["training"] = _json_safe(training_provenance(state, chosen.name))
     meta["validation"] = _json_safe(validation_summary(state))
 
+    return _write_bundle(network, meta, out, model_card(meta, notes))
+
+
+def reissue_bundle(
+    bundle_dir: str | Path,
+    out: str | Path,
+    version: str,
+    inference: Sequence[str] = (),
+    card_notes: str | Path | None = None,
+    overwrite: bool = False,
+) -> ModelBundle:
+    """A bundle's weights again under a new version, with inference settings chosen after training.
+
+    For when the run folder is gone (a fresh machine) but a setting such as ``brain_mask`` is chosen
+    later: weights, training record and validation are kept as they are, and ``reissued_from`` says
+    which bundle this was, so the card's note that the bundle's settings differ from the run's holds.
+    """
+    source = ModelBundle(bundle_dir)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    notes = _read_notes(card_notes)
+    shipped = {"inference": {**DEFAULTS["inference"], **source.meta["inference"]}}
+    for setting in inference:
+        apply_override(shipped, f"inference.{setting}")
+    meta = copy.deepcopy(source.meta)
+    meta.update(version=version, inference=shipped["inference"])
+    meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
+    return _write_bundle(source.load_network(), meta, out, model_card(meta, notes))
+
+
+def _write_bundle(network, meta: dict[str, Any], out: Path, card: str) -> ModelBundle:
+    """Into a temporary folder renamed into place: a half-written bundle never appears."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        save_bundle(network, meta, temporary, model_card(meta, notes))
+        save_bundle(network, meta, temporary, card)
         if out.exists():
             shutil.rmtree(out)
         temporary.rename(out)

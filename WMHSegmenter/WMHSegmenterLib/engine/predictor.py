@@ -86,6 +86,7 @@ class Predictor:
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.largest_component_only = bool(settings.get("largest_component_only", False))
+        self.within_brain = bool(settings.get("brain_mask", False))
         use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
         self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
 
@@ -135,6 +136,8 @@ class Predictor:
         timings["network_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
+        if self.within_brain:
+            self.clear_outside(probabilities, prepared.region)
         prediction = self.finish(probabilities, prepared.geometry, reference)
         tracker("postprocess", 1.0)
         timings["postprocess_s"] = time.perf_counter() - start
@@ -154,7 +157,13 @@ class Predictor:
         return ActivationRecorder(self.network, layers, classes, gradcam_region, sigmoid, **options)
 
     def prepare(self, inputs: Mapping[str, Volume], sources: Mapping[str, str | Path]) -> PreparedCase:
-        return prepare_case(inputs, self.bundle.input_names, self.bundle.preprocessing, sources)
+        return prepare_case(
+            inputs,
+            self.bundle.input_names,
+            self.bundle.preprocessing,
+            sources,
+            within_brain=self.within_brain,
+        )
 
     def run_network(
         self,
@@ -189,6 +198,12 @@ class Predictor:
                 observed_forward=None if recorder is None else recorder.forward,
             )
         return probabilities.cpu().numpy()
+
+    def clear_outside(self, probabilities: np.ndarray, region: np.ndarray) -> None:
+        """No finding outside the brain: what the network says about blanked scalp voxels is noise."""
+        probabilities[:, ~region] = 0.0
+        if self.bundle.output_activation == "softmax":
+            probabilities[0, ~region] = 1.0
 
     def finish(self, probabilities: np.ndarray, geometry: Geometry, reference: Volume) -> Prediction:
         """Probabilities back onto the reference grid first, labels second: no blocky label resampling."""

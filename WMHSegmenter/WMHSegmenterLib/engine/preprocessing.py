@@ -15,6 +15,19 @@ from .volume import Geometry, Volume
 
 #: Voxels darker than this fraction of the bright end (99.5th percentile) count as air.
 HEAD_THRESHOLD_FRACTION = 0.05
+#: Brain tissue on FLAIR is brighter than this fraction of the deep head's median; nulled CSF and
+#: cortical bone, which part the brain from the scalp, are darker.
+BRAIN_TISSUE_FRACTION = 0.5
+#: "Deep" head: this far inside the head's surface (or half the deepest point, in a small field of view).
+DEEP_HEAD_MM = 20.0
+#: Erosion that cuts the brain from scalp and marrow across the dark CSF and inner table of the skull.
+BRAIN_EROSION_MM = 4.0
+#: Opening that sheds thin scalp still attached to the brain where the dark gap was narrow.
+BRAIN_OPENING_MM = 6.0
+#: The brain mask is widened by this much (inside the head) to keep the cortex's partial-volume edge.
+BRAIN_MARGIN_MM = 2.0
+#: The brain mask is found on a grid this coarse (mm), then brought back: the same mask, a quarter the time.
+BRAIN_GRID_MM = 2.0
 
 
 def head_mask(image: np.ndarray) -> np.ndarray:
@@ -29,6 +42,61 @@ def head_mask(image: np.ndarray) -> np.ndarray:
     for index in range(mask.shape[0]):
         mask[index] = ndimage.binary_fill_holes(mask[index])
     return mask
+
+
+def brain_mask(image: np.ndarray, spacing_zyx) -> np.ndarray:
+    """The brain of a FLAIR with or without skull: on a skull-stripped scan, its head mask.
+
+    Scalp fat and skull marrow are as bright as lesions on FLAIR and pull a whole-head z-score off the
+    brain's; the network was trained mostly on brains. So: tissue brighter than half the deep head's
+    median, eroded until dark CSF and bone part it from the scalp, its largest piece grown back through
+    tissue, holes (ventricles, dark lesion cores) filled, opened to shed thin scalp still attached, and a
+    small margin of dark voxels kept.
+    """
+    spacing = np.asarray(spacing_zyx, dtype=float)
+    step = np.maximum(np.floor(BRAIN_GRID_MM / spacing), 1).astype(int)
+    coarse_image = image[:: step[0], :: step[1], :: step[2]]
+    coarse_spacing = spacing * step
+    head = head_mask(coarse_image)
+    depth = ndimage.distance_transform_edt(head, sampling=coarse_spacing)
+    deep = depth > min(DEEP_HEAD_MM, 0.5 * float(depth.max()))
+    if not deep.any():
+        return head_mask(image)
+    tissue = head & (coarse_image > BRAIN_TISSUE_FRACTION * float(np.median(coarse_image[deep])))
+    core = _largest_island(ndimage.distance_transform_edt(tissue, sampling=coarse_spacing) > BRAIN_EROSION_MM)
+    # grown back through tissue only, so it cannot jump the dark gap to the scalp the erosion opened
+    steps = int(np.ceil((BRAIN_EROSION_MM + BRAIN_MARGIN_MM) / float(coarse_spacing.min())))
+    brain = ndimage.binary_dilation(core, iterations=steps, mask=tissue)
+    brain = _fill_holes(brain)
+    core = ndimage.distance_transform_edt(brain, sampling=coarse_spacing) > BRAIN_OPENING_MM
+    brain &= _largest_island(_within(core, BRAIN_OPENING_MM, coarse_spacing))
+    # the cortex's dark partial-volume edge, not the scalp beyond the gap
+    brain |= _within(brain, BRAIN_MARGIN_MM, coarse_spacing) & ~tissue
+    fine = np.ones(step, dtype=bool)
+    upsampled = np.kron(brain, fine)[tuple(slice(0, n) for n in image.shape)]
+    return upsampled & head_mask(image)
+
+
+def _within(mask: np.ndarray, distance_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Voxels at most ``distance_mm`` from ``mask`` (a dilation by a ball, on an anisotropic grid)."""
+    return ndimage.distance_transform_edt(~mask, sampling=spacing) <= distance_mm
+
+
+def _largest_island(mask: np.ndarray) -> np.ndarray:
+    islands, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = np.bincount(islands.ravel())
+    sizes[0] = 0
+    return islands == np.argmax(sizes)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Holes closed in 3D, then slice by slice along z (ventricles open to the cut edge of a small field)."""
+    filled = ndimage.binary_fill_holes(mask)
+    for index in range(filled.shape[0]):
+        filled[index] = ndimage.binary_fill_holes(filled[index])
+    return filled
 
 
 def bounding_box(mask: np.ndarray, margin_voxels) -> tuple[slice, slice, slice]:
@@ -62,6 +130,7 @@ class PreparedCase:
     image: np.ndarray  # (channels, z, y, x), normalized
     geometry: Geometry  # of the cropped working grid
     labels: np.ndarray | None = None  # (z, y, x) on the same grid, when a reference was given
+    region: np.ndarray | None = None  # (z, y, x) bool: where the z-score was taken (head or brain)
 
 
 def prepare_case(
@@ -70,11 +139,13 @@ def prepare_case(
     settings: Mapping[str, Any],
     sources: Mapping[str, str | Path] | None = None,
     labels: Volume | None = None,
+    within_brain: bool = False,
 ) -> PreparedCase:
     """Modalities onto the first one's grid, then the working grid (model spacing), head crop, z-score.
 
     ``settings`` is a bundle's preprocessing section. Training passes ``labels`` (nearest-neighbour
     resampled alongside) so its patches come from exactly the images the predictor would build.
+    ``within_brain``: crop and z-score inside :func:`brain_mask` rather than the head, and blank the rest.
     """
     sources = sources or {name: name for name in input_names}
     reference = inputs[input_names[0]]
@@ -84,11 +155,11 @@ def prepare_case(
     channels = [
         resample(inputs[name], geometry, shape).array.astype(np.float32, copy=False) for name in input_names
     ]
-    mask = head_mask(channels[0])
+    mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
     image = np.stack([zscore(channel[box], mask[box]) for channel in channels])
     cropped_origin = tuple(geometry.index_to_world(np.array([[b.start for b in box]]))[0].tolist())
     cropped = Geometry(geometry.spacing, cropped_origin, geometry.direction)
     label_array = None if labels is None else resample(labels, geometry, shape, linear=False).array[box]
-    return PreparedCase(image, cropped, label_array)
+    return PreparedCase(image, cropped, label_array, mask[box])
