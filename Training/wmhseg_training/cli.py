@@ -57,6 +57,12 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto")
     parser.add_argument("--version", default="1.0.0", help="model version written to model.json")
     parser.add_argument("--name", help="human-readable model name (default: the id)")
+    _add_bundle_writing_options(parser)
+    return parser
+
+
+def _add_bundle_writing_options(parser: argparse.ArgumentParser) -> None:
+    """What export and reissue both take: replacing, inference settings, card notes."""
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     parser.add_argument(
         "--inference",
@@ -72,7 +78,6 @@ def export_parser() -> argparse.ArgumentParser:
         help="Markdown appended to the generated MODEL_CARD.md: data citations, per-case results, "
         "failure modes seen (what a run cannot know about itself)",
     )
-    return parser
 
 
 def reissue_parser() -> argparse.ArgumentParser:
@@ -84,11 +89,7 @@ def reissue_parser() -> argparse.ArgumentParser:
     parser.add_argument("bundle", type=Path, help="the bundle folder to start from")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (may be the same)")
     parser.add_argument("--version", required=True, help="the new model version")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
-    parser.add_argument(
-        "--inference", action="append", default=[], metavar="KEY=VALUE", help="as for export (repeatable)"
-    )
-    parser.add_argument("--card-notes", type=Path, help="Markdown appended to the generated MODEL_CARD.md")
+    _add_bundle_writing_options(parser)
     return parser
 
 

@@ -56,8 +56,7 @@ def export_run(
         raise InputError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}, got {checkpoint!r}")
     if not model_id or any(c in model_id for c in "/\\ "):
         raise InputError(f"model id must be a non-empty name without slashes or spaces, got {model_id!r}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    _refuse_to_replace(out, overwrite)
     chosen = (
         paths["best"]
         if checkpoint == "best" or (checkpoint == "auto" and paths["best"].is_file())
@@ -99,8 +98,7 @@ def reissue_bundle(
     """
     source = ModelBundle(bundle_dir)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
     shipped = {"inference": {**DEFAULTS["inference"], **source.meta["inference"]}}
     for setting in inference:
@@ -109,6 +107,12 @@ def reissue_bundle(
     meta.update(version=version, inference=shipped["inference"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
     return _write_bundle(source.load_network(), meta, out, model_card(meta, notes))
+
+
+def _refuse_to_replace(out: Path, overwrite: bool) -> None:
+    """Checked before any work, so a refused export or reissue fails at once."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
 
 
 def _write_bundle(network, meta: dict[str, Any], out: Path, card: str) -> ModelBundle:
