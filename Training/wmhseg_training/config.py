@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
         "min_component_voxels": 0,
         "largest_component_only": False,
         "brain_mask": False,  # crop, z-score and segment inside an automatic brain mask (skull-on FLAIR)
+        "refine_on_input_grid": False,  # lesion borders redrawn from the input's own voxels (WMH)
         "patch_size_zyx": None,
     },
     "output": {"runs_dir": "runs", "name": None, "cache_dir": None},

@@ -163,6 +163,11 @@ class ModelBundle:
             isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)
         ):
             raise InputError("inference.patch_size_zyx must be three positive integers", path)
+        one_lesion_channel = self.output_activation == "softmax" and len(self.output_channels) == 2
+        if self.inference.get("refine_on_input_grid") and not one_lesion_channel:
+            raise InputError(
+                "inference.refine_on_input_grid needs a softmax model with one lesion channel", path
+            )
 
 
 def sha256_of(path: str | Path) -> str:

@@ -67,3 +67,30 @@ def _islands(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
     return components, sizes
+
+
+def refine_lesions_by_intensity(
+    probability: np.ndarray, zscores: np.ndarray, zone_threshold: float = 0.3, fraction: float = 0.6
+) -> np.ndarray:
+    """Lesion voxels redrawn at the input's resolution from the input's own brightness.
+
+    The network works on a coarser grid (WMH: 2 mm slices), so on a 1 mm scan a small lesion comes
+    back as a blurred blob: its thin ends fall under 0.5 and are lost, and dark voxels around it come
+    in. FLAIR lesions are by definition brighter than the tissue around them, so within each piece of
+    ``probability >= zone_threshold`` the voxels brighter than ``fraction`` of that piece's typical
+    lesion brightness (the median brain z-score of its ``probability >= 0.5`` voxels) are lesion, and
+    confident voxels are dropped only when darker than half that. A piece whose confident voxels are
+    not brighter than the brain is left as the network drew it. ``zscores``: the input image z-scored
+    inside the brain, on the same grid as ``probability``.
+    """
+    confident = probability >= 0.5
+    zone = probability >= zone_threshold
+    pieces, count = ndimage.label(zone, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return confident
+    medians = ndimage.median(zscores, np.where(confident, pieces, 0), index=np.arange(1, count + 1))
+    medians = np.nan_to_num(np.asarray(medians, dtype=np.float64), nan=0.0)
+    bright = medians > 0
+    add_above = np.concatenate([[np.inf], np.where(bright, fraction * medians, np.inf)])[pieces]
+    keep_above = np.concatenate([[np.inf], np.where(bright, 0.5 * fraction * medians, -np.inf)])[pieces]
+    return (zone & (zscores >= add_above)) | (confident & (zscores >= keep_above))

@@ -17,8 +17,8 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
-from .postprocess import clean_islands, labels_from_probabilities
-from .preprocessing import PreparedCase, prepare_case
+from .postprocess import clean_islands, labels_from_probabilities, refine_lesions_by_intensity
+from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
 from .volume import Geometry, Volume, read_image
 
@@ -87,6 +87,7 @@ class Predictor:
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.largest_component_only = bool(settings.get("largest_component_only", False))
         self.within_brain = bool(settings.get("brain_mask", False))
+        self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
         use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
         self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
 
@@ -138,7 +139,7 @@ class Predictor:
         start = time.perf_counter()
         if self.within_brain:
             self.clear_outside(probabilities, prepared.region)
-        prediction = self.finish(probabilities, prepared.geometry, reference)
+        prediction = self.finish(probabilities, prepared.geometry, reference, prepared.region)
         tracker("postprocess", 1.0)
         timings["postprocess_s"] = time.perf_counter() - start
         prediction.timings = timings
@@ -205,8 +206,15 @@ class Predictor:
         if self.bundle.output_activation == "softmax":
             probabilities[0, ~region] = 1.0
 
-    def finish(self, probabilities: np.ndarray, geometry: Geometry, reference: Volume) -> Prediction:
-        """Probabilities back onto the reference grid first, labels second: no blocky label resampling."""
+    def finish(
+        self, probabilities: np.ndarray, geometry: Geometry, reference: Volume, region: np.ndarray
+    ) -> Prediction:
+        """Probabilities back onto the reference grid first, labels second: no blocky label resampling.
+
+        ``region``: where the case was z-scored (brain or head), on the working grid ``geometry``.
+        Lesions are redrawn from the input's voxels only when its slices are thinner than the working
+        grid's: then the network's grid lost detail the input has (on 5 mm slices, measured, it cost Dice).
+        """
         softmax = self.bundle.output_activation == "softmax"
         on_input_grid = np.stack(
             [
@@ -220,7 +228,13 @@ class Predictor:
             ]
         ).astype(np.float32, copy=False)
         channel_labels = [c.label for c in self.bundle.output_channels]
-        labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
+        if self.refine_on_input_grid and max(reference.geometry.spacing) < max(geometry.spacing):
+            lesion = self.refined_lesion(
+                on_input_grid[-1], reference, Volume(region.astype(np.uint8), geometry)
+            )
+            labels = lesion.astype(np.uint8) * np.uint8(channel_labels[-1])
+        else:
+            labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
         labels = clean_islands(labels, self.min_component_voxels, self.largest_component_only)
         foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
@@ -230,3 +244,10 @@ class Predictor:
             probabilities=reference.with_array(kept[0] if len(kept) == 1 else kept),
             channel_names=names,
         )
+
+    @staticmethod
+    def refined_lesion(probability: np.ndarray, reference: Volume, region: Volume) -> np.ndarray:
+        """The lesion mask redrawn from the reference image's own voxels (refine_lesions_by_intensity)."""
+        inside = resample(region, reference.geometry, reference.shape, linear=False).array > 0
+        zscores = zscore(reference.array.astype(np.float32, copy=False), inside)
+        return refine_lesions_by_intensity(probability, zscores)
