@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .postprocess import largest_island
 from .resampling import check_overlap, resample, working_grid
 from .volume import Geometry, Volume
 
@@ -63,13 +64,16 @@ def brain_mask(image: np.ndarray, spacing_zyx) -> np.ndarray:
     if not deep.any():
         return head_mask(image)
     tissue = head & (coarse_image > BRAIN_TISSUE_FRACTION * float(np.median(coarse_image[deep])))
-    core = _largest_island(ndimage.distance_transform_edt(tissue, sampling=coarse_spacing) > BRAIN_EROSION_MM)
+    core = largest_island(
+        ndimage.distance_transform_edt(tissue, sampling=coarse_spacing) > BRAIN_EROSION_MM,
+        face_connected=True,
+    )
     # grown back through tissue only, so it cannot jump the dark gap to the scalp the erosion opened
     steps = int(np.ceil((BRAIN_EROSION_MM + BRAIN_MARGIN_MM) / float(coarse_spacing.min())))
     brain = ndimage.binary_dilation(core, iterations=steps, mask=tissue)
     brain = _fill_holes(brain)
     core = ndimage.distance_transform_edt(brain, sampling=coarse_spacing) > BRAIN_OPENING_MM
-    brain &= _largest_island(_within(core, BRAIN_OPENING_MM, coarse_spacing))
+    brain &= largest_island(_within(core, BRAIN_OPENING_MM, coarse_spacing), face_connected=True)
     # the cortex's dark partial-volume edge, not the scalp beyond the gap
     brain |= _within(brain, BRAIN_MARGIN_MM, coarse_spacing) & ~tissue
     fine = np.ones(step, dtype=bool)
@@ -80,15 +84,6 @@ def brain_mask(image: np.ndarray, spacing_zyx) -> np.ndarray:
 def _within(mask: np.ndarray, distance_mm: float, spacing: np.ndarray) -> np.ndarray:
     """Voxels at most ``distance_mm`` from ``mask`` (a dilation by a ball, on an anisotropic grid)."""
     return ndimage.distance_transform_edt(~mask, sampling=spacing) <= distance_mm
-
-
-def _largest_island(mask: np.ndarray) -> np.ndarray:
-    islands, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    sizes = np.bincount(islands.ravel())
-    sizes[0] = 0
-    return islands == np.argmax(sizes)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
