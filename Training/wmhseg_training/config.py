@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
         "gradient_clip_norm": 12.0,
         "amp": True,
         "workers": 0,
+        # a bundle (id or folder) whose weights start the run instead of random ones: fine-tuning
+        "initial_weights": None,
     },
     "augmentation": {
         "enabled": True,
@@ -160,6 +162,9 @@ def resolve_paths(config: dict[str, Any], base: Path = REPOSITORY_ROOT) -> dict[
     if output["cache_dir"] is None:
         output["cache_dir"] = str(Path(output["runs_dir"]) / "cache")
     output["cache_dir"] = str((base / Path(output["cache_dir"]).expanduser()).resolve())
+    initial = resolved["training"]["initial_weights"]
+    if initial is not None and (base / Path(initial).expanduser()).is_dir():
+        resolved["training"]["initial_weights"] = str((base / Path(initial).expanduser()).resolve())
     return resolved
 
 

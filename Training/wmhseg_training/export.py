@@ -161,6 +161,7 @@ def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str
         "hardware": state["hardware"],
         "sessions": state.get("sessions", []),
         "seconds": round(float(state["seconds"]), 1),
+        "initial_weights": state.get("initial_weights"),
         "hyperparameters": {key: value for key, value in config.items() if key != "output"},
     }
 

@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.device import mixed_precision_dtype
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
@@ -41,6 +42,7 @@ from .checkpoints import (
 )
 from .config import DEFAULTS, REPOSITORY_ROOT, check_config, differences, dump_config, loss_terms, merge
 from .datasets import CaseFiles, check_case_files, find_cases
+from .initial_weights import initial_bundle, initial_weights_record, load_initial_weights
 from .losses import SegmentationLoss
 from .metadata import input_names, input_specs, network_config
 from .provenance import code_version, hardware
@@ -89,10 +91,15 @@ class Schedule:
 class Optimization:
     """The network and everything that changes it: optimizer, schedule, gradient scaler, loss."""
 
-    def __init__(self, config: Mapping[str, Any], context: distributed.Context):
+    def __init__(
+        self, config: Mapping[str, Any], context: distributed.Context, initial: ModelBundle | None = None
+    ):
         training = config["training"]
         torch.manual_seed(training["seed"])  # the same initial weights on every rank and every run
-        self.network = UNet3D(network_config(config)).to(context.device)
+        network = UNet3D(network_config(config))
+        if initial is not None:
+            load_initial_weights(network, initial)
+        self.network = network.to(context.device)
         self.model: torch.nn.Module = self.network
         if context.distributed:
             device_ids = [context.local_rank] if context.device.type == "cuda" else None
@@ -195,10 +202,11 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
     paths = run_paths(run_dir)
     training = config["training"]
     state = _checkpoint_to_resume(config, paths, resume)
+    initial = initial_bundle(config) if state is None else None  # a resumed run has its weights
     training_cases, validation_cases = _prepare_data(config, paths, context, say)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    optimization = Optimization(config, context)
+    optimization = Optimization(config, context, initial)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     start_epoch, seconds = 0, 0.0
@@ -225,6 +233,7 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
             "training_cases": sum(c.head_draw is None for c in training_cases),
             "validation_cases": [c.id for c in validation_cases],
         },
+        "initial_weights": state.get("initial_weights") if state else initial_weights_record(initial),
     }
     for epoch in range(start_epoch, training["epochs"]):
         epoch_start = time.perf_counter()

@@ -73,6 +73,7 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         f"- Code {training['code_version']}, saved {training['date']}, {training['seconds']:.0f} s on "
         f"{_hardware(training['hardware'])}.",
         *_sessions(training.get("sessions", []), training["epochs"]),
+        *_initial_weights(training.get("initial_weights")),
         "",
         f"## Validation (epoch {validation['epoch']})",
         "",
@@ -115,6 +116,15 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
             f"- Scored with the run's inference settings; the bundle's differ: {'; '.join(changed)}."
         )
     return ["", *caveats] if caveats else []
+
+
+def _initial_weights(record: Mapping[str, Any] | None) -> list[str]:
+    if not record:
+        return []
+    return [
+        f"- Started from the weights of `{record['id']}` {record['version']} (sha256 "
+        f"{record['sha256'][:12]}…), not from random ones: the epochs above come on top of that model's."
+    ]
 
 
 def _sessions(sessions: list[Mapping[str, Any]], last_epoch: int) -> list[str]:
