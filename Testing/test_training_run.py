@@ -336,3 +336,16 @@ def test_validation_predicts_with_the_bundles_inference_settings_unless_told_oth
     predictor = validation_predictor(network, config, torch.device("cpu"), tmp_path)
     assert predictor.overlap == expected_overlap
     assert predictor.mirror_axes == expected_mirror_axes
+
+
+def test_model_json_records_data_beside_the_repository_relative_to_it():
+    from wmhseg_training.config import REPOSITORY_ROOT
+    from wmhseg_training.export import recorded_path
+
+    beside = REPOSITORY_ROOT.parent / "shared" / "data" / "open_ms"
+    assert recorded_path(str(beside)) == str(Path("..") / "shared" / "data" / "open_ms")
+    assert recorded_path(str(REPOSITORY_ROOT / "data")) == "data"
+    assert recorded_path("brats-glioma") == "brats-glioma"  # a bundle id is not a path
+    if REPOSITORY_ROOT.parent != Path(REPOSITORY_ROOT.anchor):
+        elsewhere = Path(REPOSITORY_ROOT.anchor) / "elsewhere-than-the-workspace" / "data"
+        assert recorded_path(str(elsewhere)) == str(elsewhere)

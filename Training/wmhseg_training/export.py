@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -19,7 +20,8 @@ from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
 
 from .checkpoints import load_checkpoint
-from .config import DEFAULTS, apply_override, check_config, merge
+from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge
+from .initial_weights import TRAINING_ONLY_PREFIX
 from .loop import run_paths
 from .metadata import bundle_metadata, network_config
 from .model_card import model_card
@@ -66,7 +68,7 @@ def export_run(
     state = load_checkpoint(chosen)
     config = state["config"]
     network = UNet3D(network_config(config, deep_supervision=False))
-    inference_weights = {k: v for k, v in state["model"].items() if not k.startswith("deep_heads.")}
+    inference_weights = {k: v for k, v in state["model"].items() if not k.startswith(TRAINING_ONLY_PREFIX)}
     network.load_state_dict(inference_weights, strict=True)
 
     shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
@@ -142,7 +144,10 @@ def _read_notes(path: str | Path | None) -> str:
 
 
 def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str, Any]:
-    config = state["config"]
+    config = copy.deepcopy(state["config"])
+    config["data"]["root"] = recorded_path(config["data"]["root"])
+    if config["training"].get("initial_weights") is not None:
+        config["training"]["initial_weights"] = recorded_path(config["training"]["initial_weights"])
     return {
         "trained": True,
         "checkpoint": checkpoint_name,
@@ -164,6 +169,18 @@ def training_provenance(state: dict[str, Any], checkpoint_name: str) -> dict[str
         "initial_weights": state.get("initial_weights"),
         "hyperparameters": {key: value for key, value in config.items() if key != "output"},
     }
+
+
+def recorded_path(path: str) -> str:
+    """A path beside the repository as seen from it (``../shared/data/open_ms``), others unchanged.
+
+    model.json should say where the training data lay, not the user name and folders of the machine
+    that trained it; a path outside the repository's parent folder is kept as given.
+    """
+    resolved = Path(path)
+    if not resolved.is_absolute() or not resolved.is_relative_to(REPOSITORY_ROOT.parent):
+        return path
+    return os.path.relpath(resolved, REPOSITORY_ROOT)
 
 
 def validation_summary(state: dict[str, Any]) -> dict[str, Any]:
