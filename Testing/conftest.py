@@ -73,3 +73,19 @@ def models_env(tmp_path_factory, monkeypatch):
     make_bundle(root / "test-brats", "brats")
     monkeypatch.setenv("WMHSEG_MODELS", str(root))
     return root
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Tiny training runs: a second thread costs more than it saves (on a busy machine, ten times more).
+
+    Also keeps runs in this process and in subprocesses on the same thread count, as bit-identical
+    comparisons between them need.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)

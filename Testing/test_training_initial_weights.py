@@ -15,13 +15,7 @@ from wmhseg_training.cli import main
 from wmhseg_training.initial_weights import TRAINING_ONLY_PREFIX
 from WMHSegmenterLib.engine.bundle import find_bundle
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(config, run_dir, *extra: str) -> int:

@@ -31,19 +31,7 @@ WMHSEG = Path(sys.executable).with_name("wmhseg")
 #: Columns that measure time, which no two runs share.
 TIMING_COLUMNS = {"train_seconds", "seconds_per_iteration", "validation_seconds", "epoch_seconds"}
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny tensors: a second thread costs more than it saves (on a busy machine, ten times more).
-
-    Also keeps runs in this process and in subprocesses on the same thread count, as bit-identical
-    comparisons between them need.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_cli(config: Path, run_dir: Path, *extra: str) -> int:
