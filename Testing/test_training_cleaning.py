@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wmhseg_training.cleaning import Cleaning, best_cleaning, compare_cleaning, paired_cases
+from wmhseg_training.cleaning import CANDIDATES, Cleaning, best_cleaning, compare_cleaning, paired_cases
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.volume import Geometry, Volume, write_volume
 
 SHAPE = (12, 24, 24)
-LARGEST = Cleaning(largest_only=True)
+LARGEST = Cleaning(min_island_fraction=1.0)
 
 
 def write(path: Path, array: np.ndarray) -> Path:
@@ -69,6 +69,20 @@ def test_largest_only_wins_where_the_other_islands_are_large_and_false(tmp_path)
     assert best_cleaning("wmh", scores).cleaning == LARGEST
 
 
+def test_a_fraction_of_the_largest_keeps_a_true_island_nearly_as_large_as_a_false_one(tmp_path):
+    lesion_case(tmp_path, "a", speckles=False, small_true_lesion=False)  # the lesion: 144 voxels
+    prediction = np.zeros(SHAPE, np.uint8)
+    prediction[2:6, 4:10, 4:10] = 1
+    prediction[7:11, 14:20, 14:20] = 1  # a 144-voxel false island, as large as the lesion
+    prediction[11, 14:20, 14:16] = 1  # and 12 voxels more: the largest
+    (tmp_path / "predictions" / "a.nii.gz").unlink()
+    write(tmp_path / "predictions" / "a.nii.gz", prediction)
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    scores = {str(s.cleaning): s.mean["dice"] for s in compare_cleaning("wmh", pairs, CANDIDATES)}
+    assert scores["largest"] == 0.0
+    assert scores["largest:0.8"] == pytest.approx(2 * 144 / (144 + 300))
+
+
 def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     lesion_case(tmp_path, "a", speckles=True, small_true_lesion=False)
     folders = [
@@ -82,7 +96,9 @@ def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     assert "1 case(s)" in out and "best: 3 " in out
     assert "--inference min_component_voxels=3" in out
     assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "0,largest"]) == 0
-    assert "--inference largest_component_only=true" in capsys.readouterr().out
+    assert "--inference min_island_fraction=1" in capsys.readouterr().out
+    assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "largest:0.8,largest"]) == 0
+    assert "best: largest:0.8 " in capsys.readouterr().out
 
 
 def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
@@ -108,4 +124,23 @@ def test_bad_candidates_are_a_usage_error(tmp_path, capsys):
             ]
         )
     assert exit_info.value.code == 2
-    assert "expected comma-separated whole numbers or 'largest'" in capsys.readouterr().err
+    assert "expected comma-separated whole numbers, 'largest' or 'largest:F'" in capsys.readouterr().err
+
+
+def test_a_fraction_outside_zero_to_one_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "select-cleaning",
+                "--task",
+                "wmh",
+                "--reference-dir",
+                "r",
+                "--prediction-dir",
+                "p",
+                "--candidates",
+                "largest:1.5",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "fractions of the largest island must be in [0, 1]" in capsys.readouterr().err

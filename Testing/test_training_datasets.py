@@ -162,6 +162,13 @@ def test_config_typo_is_an_error_with_a_suggestion(tmp_path):
         load_config(config)
 
 
+def test_an_island_fraction_outside_zero_to_one_is_refused_before_training(tmp_path, capsys):
+    config = tiny_config(tmp_path / "run.yaml", tmp_path, tmp_path, inference={"min_island_fraction": 2})
+    assert main(["--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "inference.min_island_fraction must be a number in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_reports_bad_data_in_one_line_and_exits_2(tmp_path, capsys):
     root = make_folder_dataset(tmp_path / "ms", cases=3)
     (root / "patient02" / "flair.nii.gz").unlink()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from wmhseg_training.cli import main
+from wmhseg_training.config import DEFAULTS
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
 
 
@@ -19,7 +23,7 @@ def test_reissue_keeps_weights_and_training_record_and_changes_only_the_named_se
     reissued = ModelBundle(out)
     assert sha256_of(reissued.weights_path) == sha256_of(source.weights_path)
     assert reissued.meta["version"] == "9.9.9"
-    assert reissued.inference == {**source.inference, "brain_mask": True}
+    assert reissued.inference == {**DEFAULTS["inference"], **source.inference, "brain_mask": True}
     assert reissued.meta["training"] == source.meta["training"]
     assert reissued.meta["reissued_from"] == {"id": "wmh-flair", "version": source.meta["version"]}
     card = (out / "MODEL_CARD.md").read_text()
@@ -47,3 +51,20 @@ def test_reissue_does_not_replace_an_existing_bundle_unless_asked(tmp_path, caps
     assert code == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "model.json").read_text() == "{}"
+
+
+def test_reissue_turns_keeping_the_largest_island_into_a_fraction_the_user_can_change(tmp_path, capsys):
+    source = tmp_path / "old"
+    shutil.copytree(find_bundle("brats-glioma").folder, source)
+    meta = json.loads((source / "model.json").read_text())
+    meta["inference"].pop("min_island_fraction", None)
+    meta["inference"]["largest_component_only"] = True  # as bundles made before the fraction say it
+    (source / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "brats-glioma"
+    code = main(
+        ["reissue", str(source), "--out", str(out), "--version", "9.9.9"]
+        + ["--inference", "min_island_fraction=0.8"]
+    )
+    assert code == 0, capsys.readouterr().err
+    inference = ModelBundle(out).inference
+    assert (inference["min_island_fraction"], inference["largest_component_only"]) == (0.8, False)

@@ -2,7 +2,7 @@
 
 nnU-Net decides its post-processing once every fold is done, on the folds' held-out predictions
 (Isensee et al., Nature Methods 2021). The engine's cleanings, dropping foreground islands smaller than
-``min_component_voxels`` or keeping only the largest island (``largest_component_only``), are chosen
+``min_component_voxels`` or than ``min_island_fraction`` of the largest island, are chosen
 here the same way: each candidate is applied to the saved predictions exactly as the predictor applies
 it, every case is scored against its reference, and the candidate with the best mean selection metric
 wins, the one removing least on ties, so nothing is removed without a measured gain.
@@ -26,36 +26,48 @@ from .validation import SELECTION_METRIC, score
 
 @dataclass(frozen=True)
 class Cleaning:
-    """One candidate: islands under ``min_component_voxels`` removed, or all but the largest."""
+    """One candidate: islands under ``min_component_voxels`` removed, or under ``min_island_fraction``
+    of the largest (1: the largest only)."""
 
     min_component_voxels: int = 0
-    largest_only: bool = False
+    min_island_fraction: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> Cleaning:
-        """``"largest"`` or a whole number of voxels."""
-        return cls(largest_only=True) if text == "largest" else cls(min_component_voxels=int(text))
+        """A whole number of voxels, ``largest`` or ``largest:F`` (islands of at least F × the largest)."""
+        if text == "largest":
+            return cls(min_island_fraction=1.0)
+        if text.startswith("largest:"):
+            return cls(min_island_fraction=float(text.removeprefix("largest:")))
+        return cls(min_component_voxels=int(text))
 
     def apply(self, labels):
-        return clean_islands(labels, self.min_component_voxels, self.largest_only)
+        return clean_islands(labels, self.min_component_voxels, self.min_island_fraction)
 
     def __str__(self) -> str:
-        return "largest" if self.largest_only else str(self.min_component_voxels)
+        if self.min_island_fraction == 1:
+            return "largest"
+        if self.min_island_fraction > 0:
+            return f"largest:{self.min_island_fraction:g}"
+        return str(self.min_component_voxels)
 
     @property
     def inference_setting(self) -> str:
         """What ``wmhseg-train export --inference`` takes to bundle it."""
-        if self.largest_only:
-            return "largest_component_only=true"
+        if self.min_island_fraction > 0:
+            return f"min_island_fraction={self.min_island_fraction:g}"
         return f"min_component_voxels={self.min_component_voxels}"
 
     @property
-    def removal_rank(self) -> float:
-        """Orders candidates from removing least to most."""
-        return float("inf") if self.largest_only else self.min_component_voxels
+    def removal_rank(self) -> tuple[float, float]:
+        """Orders candidates from removing least to most: any size threshold before any fraction."""
+        return (self.min_island_fraction, self.min_component_voxels)
 
 
-CANDIDATES = (*(Cleaning(n) for n in (0, 10, 50, 100, 500, 1000, 2000, 5000)), Cleaning(largest_only=True))
+CANDIDATES = (
+    *(Cleaning(n) for n in (0, 10, 50, 100, 500, 1000, 2000, 5000)),
+    *(Cleaning(min_island_fraction=f) for f in (0.5, 0.8, 1.0)),
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +109,9 @@ def compare_cleaning(
 def best_cleaning(task: str, scores: Sequence[CleaningScore]) -> CleaningScore:
     key = SELECTION_METRIC[task]
 
-    def rank(candidate: CleaningScore) -> tuple[float, float]:
+    def rank(candidate: CleaningScore) -> tuple[float, float, float]:
         value = candidate.mean.get(key, math.nan)
-        return (-math.inf if math.isnan(value) else value, -candidate.cleaning.removal_rank)
+        removal = candidate.cleaning.removal_rank
+        return (-math.inf if math.isnan(value) else value, -removal[0], -removal[1])
 
     return max(scores, key=rank)

@@ -108,8 +108,9 @@ def cleaning_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--candidates",
         type=_cleanings,
-        help="comma-separated island sizes in voxels under which islands go, or 'largest' to keep only "
-        "the largest island (default: 0,10,50,100,500,1000,2000,5000,largest)",
+        help="comma-separated island sizes in voxels under which islands go, 'largest' to keep only "
+        "the largest island, or 'largest:F' to keep islands of at least F times the largest "
+        "(default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest)",
     )
     return parser
 
@@ -121,10 +122,12 @@ def _cleanings(text: str) -> tuple:
         cleanings = tuple(Cleaning.parse(part.strip()) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers or 'largest', got {text!r}"
+            f"expected comma-separated whole numbers, 'largest' or 'largest:F', got {text!r}"
         ) from None
     if any(c.min_component_voxels < 0 for c in cleanings):
         raise argparse.ArgumentTypeError(f"voxel counts must be 0 or more, got {text!r}")
+    if any(not 0 <= c.min_island_fraction <= 1 for c in cleanings):
+        raise argparse.ArgumentTypeError(f"fractions of the largest island must be in [0, 1], got {text!r}")
     return cleanings
 
 
@@ -185,10 +188,10 @@ def run_select_cleaning(args: argparse.Namespace) -> int:
     scores = compare_cleaning(args.task, pairs, args.candidates or CANDIDATES)
     columns = [SELECTION_METRIC[args.task], *CLEANING_COLUMNS[args.task]]
     print(f"{len(pairs)} case(s); mean over cases")
-    print("  ".join(["cleaning", *columns]))
+    print("  ".join([f"{'cleaning':>11}", *columns]))
     for candidate in scores:
         values = [f"{candidate.mean.get(column, float('nan')):>{len(column)}.4f}" for column in columns]
-        print("  ".join([f"{candidate.cleaning!s:>8}", *values]))
+        print("  ".join([f"{candidate.cleaning!s:>11}", *values]))
     best = best_cleaning(args.task, scores).cleaning
     print(f"best: {best} (bundle it: {PROGRAM} export RUN_DIR ... --inference {best.inference_setting})")
     return 0

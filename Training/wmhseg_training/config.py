@@ -88,7 +88,9 @@ DEFAULTS: dict[str, Any] = {
         "tile_batch": 1,
         "mirror": False,
         "min_component_voxels": 0,
-        "largest_component_only": False,
+        # islands under this fraction of the largest are removed (1: the largest only); 0 keeps all
+        "min_island_fraction": 0.0,
+        "largest_component_only": False,  # the fraction's older name: true means min_island_fraction 1
         "brain_mask": False,  # crop, z-score and segment inside an automatic brain mask (skull-on FLAIR)
         "refine_on_input_grid": False,  # lesion borders redrawn from the input's own voxels (WMH)
         "patch_size_zyx": None,
@@ -225,6 +227,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     _require(
         all(p % s == 0 for p, s in zip(patch, stride)),
         f"training.patch_size_zyx {patch} must be divisible by the network's total stride {list(stride)}",
+    )
+    fraction = config["inference"]["min_island_fraction"]
+    _require(
+        _is_number(fraction) and 0 <= fraction <= 1,
+        "inference.min_island_fraction must be a number in [0, 1]",
     )
     inference_patch = config["inference"]["patch_size_zyx"]
     _require(

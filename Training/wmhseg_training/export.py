@@ -17,6 +17,7 @@ from typing import Any
 
 from WMHSegmenterLib.engine.bundle import ModelBundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.postprocess import island_fraction
 from WMHSegmenterLib.engine.unet import UNet3D
 
 from .checkpoints import load_checkpoint
@@ -72,6 +73,7 @@ def export_run(
     network.load_state_dict(inference_weights, strict=True)
 
     shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
+    shipped["inference"] = _island_setting_upgraded(shipped["inference"])
     for setting in inference:
         apply_override(shipped, f"inference.{setting}")
     check_config(shipped)
@@ -102,13 +104,19 @@ def reissue_bundle(
     out = Path(out)
     _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
-    shipped = {"inference": {**DEFAULTS["inference"], **source.meta["inference"]}}
+    shipped = {"inference": _island_setting_upgraded({**DEFAULTS["inference"], **source.meta["inference"]})}
     for setting in inference:
         apply_override(shipped, f"inference.{setting}")
     meta = copy.deepcopy(source.meta)
     meta.update(version=version, inference=shipped["inference"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
     return _write_bundle(source.load_network(), meta, out, model_card(meta, notes))
+
+
+def _island_setting_upgraded(inference: dict[str, Any]) -> dict[str, Any]:
+    """``largest_component_only: true`` written as ``min_island_fraction: 1``, its newer form, so that
+    an ``--inference min_island_fraction=F`` given for a bundle or run using the old name takes effect."""
+    return {**inference, "min_island_fraction": island_fraction(inference), "largest_component_only": False}
 
 
 def _refuse_to_replace(out: Path, overwrite: bool) -> None:

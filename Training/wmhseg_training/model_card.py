@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .config import DEFAULTS
 from .metadata import validated_inference_settings
 
 #: Metrics shown in the card's table, per task, with how to read them.
@@ -109,7 +110,8 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
         caveats.append(
             "- The epoch was chosen as the one scoring best on these same cases, so the table is optimistic."
         )
-    scored = validated_inference_settings(training["hyperparameters"])
+    # a run older than a setting scored with its default: the setting's "off"
+    scored = {**DEFAULTS["inference"], **validated_inference_settings(training["hyperparameters"])}
     changed = [f"{k} {scored.get(k)} -> {v}" for k, v in meta["inference"].items() if scored.get(k) != v]
     if changed:
         caveats.append(

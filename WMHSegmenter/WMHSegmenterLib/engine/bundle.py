@@ -163,6 +163,11 @@ class ModelBundle:
             isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)
         ):
             raise InputError("inference.patch_size_zyx must be three positive integers", path)
+        fraction = self.inference.get("min_island_fraction", 0.0)
+        if not (isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1):
+            raise InputError(
+                f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
+            )
         one_lesion_channel = self.output_activation == "softmax" and len(self.output_channels) == 2
         if self.inference.get("refine_on_input_grid") and not one_lesion_channel:
             raise InputError(

@@ -17,7 +17,12 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
-from .postprocess import clean_islands, labels_from_probabilities, refine_lesions_by_intensity
+from .postprocess import (
+    clean_islands,
+    island_fraction,
+    labels_from_probabilities,
+    refine_lesions_by_intensity,
+)
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
 from .volume import Geometry, Volume, read_image
@@ -85,7 +90,7 @@ class Predictor:
         use_mirroring = settings.get("mirror", False) if mirror is None else mirror
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
-        self.largest_component_only = bool(settings.get("largest_component_only", False))
+        self.min_island_fraction = island_fraction(settings)
         self.within_brain = bool(settings.get("brain_mask", False))
         self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
         use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
@@ -235,7 +240,7 @@ class Predictor:
             labels = lesion.astype(np.uint8) * np.uint8(channel_labels[-1])
         else:
             labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
-        labels = clean_islands(labels, self.min_component_voxels, self.largest_component_only)
+        labels = clean_islands(labels, self.min_component_voxels, self.min_island_fraction)
         foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         kept = on_input_grid[foreground]
