@@ -108,39 +108,16 @@ def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
         paired_cases(tmp_path / "references", tmp_path / "predictions")
 
 
-def test_bad_candidates_are_a_usage_error(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        ("a", "expected comma-separated whole numbers, 'largest' or 'largest:F'"),
+        ("largest:1.5", "fractions of the largest island must be in [0, 1]"),
+    ],
+)
+def test_bad_candidates_are_a_usage_error(capsys, candidates, message):
+    folders = ["--reference-dir", "r", "--prediction-dir", "p"]
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "select-cleaning",
-                "--task",
-                "wmh",
-                "--reference-dir",
-                "r",
-                "--prediction-dir",
-                "p",
-                "--candidates",
-                "a",
-            ]
-        )
+        main(["select-cleaning", "--task", "wmh", *folders, "--candidates", candidates])
     assert exit_info.value.code == 2
-    assert "expected comma-separated whole numbers, 'largest' or 'largest:F'" in capsys.readouterr().err
-
-
-def test_a_fraction_outside_zero_to_one_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "select-cleaning",
-                "--task",
-                "wmh",
-                "--reference-dir",
-                "r",
-                "--prediction-dir",
-                "p",
-                "--candidates",
-                "largest:1.5",
-            ]
-        )
-    assert exit_info.value.code == 2
-    assert "fractions of the largest island must be in [0, 1]" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+
+import pytest
+from test_training_helpers import make_folder_dataset, tiny_config
 
 from wmhseg_training.cli import main
 from wmhseg_training.config import DEFAULTS
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
+from WMHSegmenterLib.engine.metrics import evaluate_wmh
+from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.volume import read_image, read_volume
+
+
+def copied_bundle(model_id: str, folder: Path, **inference) -> ModelBundle:
+    """A shipped bundle copied with its training data out of reach (so its validation table stays as
+    recorded whatever this machine holds), and ``inference`` settings written into it."""
+    shutil.copytree(find_bundle(model_id).folder, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    nowhere = str(folder / "training data not here")
+    meta["training"]["data"]["root"] = meta["training"]["hyperparameters"]["data"]["root"] = nowhere
+    meta["inference"].update(inference)
+    (folder / "model.json").write_text(json.dumps(meta))
+    return ModelBundle(folder)
 
 
 def test_reissue_keeps_weights_and_training_record_and_changes_only_the_named_setting(tmp_path, capsys):
-    source = find_bundle("wmh-flair")
+    source = copied_bundle("wmh-flair", tmp_path / "source")
     out = tmp_path / "wmh-flair"
     notes = tmp_path / "notes.md"
     notes.write_text("## Brain mask\nChosen on drawn-head composites.\n")
@@ -26,6 +45,7 @@ def test_reissue_keeps_weights_and_training_record_and_changes_only_the_named_se
     assert reissued.inference == {**DEFAULTS["inference"], **source.inference, "brain_mask": True}
     assert reissued.meta["training"] == source.meta["training"]
     assert reissued.meta["reissued_from"] == {"id": "wmh-flair", "version": source.meta["version"]}
+    assert reissued.meta["validation"]["metrics"] == source.meta["validation"]["metrics"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "Chosen on drawn-head composites." in card
     assert "brain_mask" in card  # the card says the bundle's settings differ from the run's
@@ -54,17 +74,41 @@ def test_reissue_does_not_replace_an_existing_bundle_unless_asked(tmp_path, caps
 
 
 def test_reissue_turns_keeping_the_largest_island_into_a_fraction_the_user_can_change(tmp_path, capsys):
-    source = tmp_path / "old"
-    shutil.copytree(find_bundle("brats-glioma").folder, source)
-    meta = json.loads((source / "model.json").read_text())
-    meta["inference"].pop("min_island_fraction", None)
-    meta["inference"]["largest_component_only"] = True  # as bundles made before the fraction say it
-    (source / "model.json").write_text(json.dumps(meta))
+    # as bundles made before the fraction say it
+    source = copied_bundle(
+        "brats-glioma", tmp_path / "old", largest_component_only=True, min_island_fraction=0
+    )
     out = tmp_path / "brats-glioma"
     code = main(
-        ["reissue", str(source), "--out", str(out), "--version", "9.9.9"]
+        ["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"]
         + ["--inference", "min_island_fraction=0.8"]
     )
     assert code == 0, capsys.readouterr().err
     inference = ModelBundle(out).inference
     assert (inference["min_island_fraction"], inference["largest_component_only"]) == (0.8, False)
+
+
+def test_reissue_scores_the_validation_cases_again_with_the_new_settings_where_their_data_is(
+    tmp_path, capsys
+):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs")
+    assert (
+        main(["--config", str(config), "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--quiet"]) == 0
+    )
+    bundle = tmp_path / "tiny"
+    assert main(["export", str(tmp_path / "run"), "--id", "tiny", "--out", str(bundle)]) == 0
+    out = tmp_path / "tiny-reissued"
+    code = main(
+        ["reissue", str(bundle), "--out", str(out), "--version", "2.0.0", "--inference", "overlap=0.75"]
+    )
+    assert code == 0, capsys.readouterr().err
+    reissued = ModelBundle(out)
+    assert reissued.meta["validation"]["inference"]["overlap"] == 0.75
+    (case,) = reissued.meta["training"]["data"]["validation_cases"]
+    prediction = Predictor(reissued, device="cpu").predict(
+        {"flair": read_image(data / case / "flair.nii.gz")}
+    )
+    dice = evaluate_wmh(read_volume(data / case / "lesions.nii.gz"), prediction.labels)["dice"]
+    assert dice == pytest.approx(reissued.meta["validation"]["metrics"]["dice"])
+    assert "Scored again with the bundle's inference settings" in (out / "MODEL_CARD.md").read_text()

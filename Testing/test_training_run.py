@@ -21,11 +21,12 @@ from test_training_helpers import make_folder_dataset, tiny_config
 from wmhseg_training.checkpoints import load_checkpoint, save_checkpoint
 from wmhseg_training.cli import main
 from wmhseg_training.metadata import network_config
-from WMHSegmenterLib.engine.bundle import find_bundle, sha256_of
+from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
+from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.unet import UNet3D
-from WMHSegmenterLib.engine.volume import read_volume
+from WMHSegmenterLib.engine.volume import read_image, read_volume
 
 WMHSEG = Path(sys.executable).with_name("wmhseg")
 #: Columns that measure time, which no two runs share.
@@ -106,8 +107,7 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
         32,
     ]
     assert tuned_meta["training"]["hyperparameters"]["inference"]["overlap"] == meta["inference"]["overlap"]
-    tuned_card = (tuned / "MODEL_CARD.md").read_text()
-    assert f"the bundle's differ: overlap {meta['inference']['overlap']} -> 0.3; patch_size_zyx" in tuned_card
+    assert "Scored again with the bundle's inference settings" in (tuned / "MODEL_CARD.md").read_text()
     assert main([*export, "--overwrite", "--inference", "overlapp=0.3"]) == 2
     assert main([*export, "--overwrite", "--inference", "patch_size_zyx=[16,16,30]"]) == 2
     assert "unknown config key inference.overlapp" in capsys.readouterr().err
@@ -137,6 +137,17 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
     # the score training reported is the score the shipped product gets on that case
     dice = evaluate_wmh(read_volume(labels), read_volume(output))["dice"]
     assert dice == pytest.approx(meta["validation"]["metrics"]["dice"], abs=1e-9)
+    # settings chosen at export are the ones its table was scored with
+    tuned_prediction = Predictor(ModelBundle(tuned), device="cpu").predict({"flair": read_image(flair)})
+    tuned_dice = evaluate_wmh(read_volume(labels), tuned_prediction.labels)["dice"]
+    assert tuned_dice != dice and tuned_dice == pytest.approx(tuned_meta["validation"]["metrics"]["dice"])
+    # without the validation data at hand the run's table stays, and the card says so
+    (data / validation_case).rename(tmp_path / "elsewhere")
+    assert main([*export, "--overwrite", "--inference", "overlap=0.3"]) == 0
+    kept = yaml.safe_load((tuned / "model.json").read_text())["validation"]
+    assert kept["metrics"] == meta["validation"]["metrics"] and kept["inference"]["overlap"] == 0.25
+    assert "the bundle's differ: overlap 0.25 -> 0.3" in (tuned / "MODEL_CARD.md").read_text()
+    (tmp_path / "elsewhere").rename(data / validation_case)
 
     assert train_cli(config, run) == 2
     assert "already holds a checkpoint: continue it with --resume" in capsys.readouterr().err

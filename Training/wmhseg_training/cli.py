@@ -165,9 +165,13 @@ def run_export(args: argparse.Namespace) -> int:
         args.card_notes,
         args.inference,
     )
-    dice = {k: v for k, v in bundle.meta["validation"]["metrics"].items() if k.endswith("dice")}
-    print(f"wrote {bundle.folder} (model {bundle.id}; validation {dice})")
+    print(f"wrote {bundle.folder} (model {bundle.id}; validation {_validation_dice(bundle)})")
     return 0
+
+
+def _validation_dice(bundle) -> dict[str, float]:
+    metrics = bundle.meta["validation"]["metrics"]
+    return {k: v if v is None else round(v, 4) for k, v in metrics.items() if k.endswith("dice")}
 
 
 def run_reissue(args: argparse.Namespace) -> int:
@@ -176,7 +180,10 @@ def run_reissue(args: argparse.Namespace) -> int:
     bundle = reissue_bundle(
         args.bundle, args.out, args.version, args.inference, args.card_notes, args.overwrite
     )
-    print(f"wrote {bundle.folder} (model {bundle.id} {bundle.meta['version']}; inference {bundle.inference})")
+    print(
+        f"wrote {bundle.folder} (model {bundle.id} {bundle.meta['version']}; inference {bundle.inference}; "
+        f"validation {_validation_dice(bundle)})"
+    )
     return 0
 
 

@@ -21,11 +21,12 @@ from WMHSegmenterLib.engine.postprocess import island_fraction
 from WMHSegmenterLib.engine.unet import UNet3D
 
 from .checkpoints import load_checkpoint
-from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge
+from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge, resolve_paths
 from .initial_weights import TRAINING_ONLY_PREFIX
 from .loop import run_paths
-from .metadata import bundle_metadata, network_config
+from .metadata import bundle_metadata, network_config, validated_inference_settings, validation_settings
 from .model_card import model_card
+from .validation import scored_with_bundle_settings
 
 CHECKPOINT_CHOICES = ("auto", "best", "last")
 INTENDED_USE = {
@@ -81,7 +82,10 @@ def export_run(
     meta["name"] = name or model_id
     meta["intended_use"] = INTENDED_USE[config["task"]]
     meta["training"] = _json_safe(training_provenance(state, chosen.name))
-    meta["validation"] = _json_safe(validation_summary(state))
+    validation = scored_with_bundle_settings(
+        validation_summary(state), network, shipped, state["data"]["validation_cases"], Path(run_dir)
+    )
+    meta["validation"] = _json_safe(validation)
 
     return _write_bundle(network, meta, out, model_card(meta, notes))
 
@@ -97,8 +101,8 @@ def reissue_bundle(
     """A bundle's weights again under a new version, with inference settings chosen after training.
 
     For when the run folder is gone (a fresh machine) but a setting such as ``brain_mask`` is chosen
-    later: weights, training record and validation are kept as they are, and ``reissued_from`` says
-    which bundle this was, so the card's note that the bundle's settings differ from the run's holds.
+    later: weights and training record are kept as they are, ``reissued_from`` says which bundle this
+    was, and the validation cases are scored again with the new settings where their data is at hand.
     """
     source = ModelBundle(bundle_dir)
     out = Path(out)
@@ -110,7 +114,19 @@ def reissue_bundle(
     meta = copy.deepcopy(source.meta)
     meta.update(version=version, inference=shipped["inference"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
-    return _write_bundle(source.load_network(), meta, out, model_card(meta, notes))
+    network = source.load_network()
+    run_config = resolve_paths(merge(DEFAULTS, meta["training"]["hyperparameters"]))
+    validation = {**meta["validation"], "inference": validation_settings(meta)}
+    meta["validation"] = _json_safe(
+        scored_with_bundle_settings(
+            validation,
+            network,
+            {**run_config, "inference": shipped["inference"]},
+            meta["training"]["data"]["validation_cases"],
+            source.folder,
+        )
+    )
+    return _write_bundle(network, meta, out, model_card(meta, notes))
 
 
 def _island_setting_upgraded(inference: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +210,7 @@ def recorded_path(path: str) -> str:
 def validation_summary(state: dict[str, Any]) -> dict[str, Any]:
     data = state["data"]
     return {
+        "inference": validated_inference_settings(merge(DEFAULTS, state["config"])),
         "metrics": state["validation_metrics"],
         "epoch": state["epoch"],
         "cases": len(data["validation_cases"]),

@@ -14,6 +14,8 @@ from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.engine.unet import UNetConfig
 
+from .config import DEFAULTS
+
 #: Modalities a task may add to its own inputs, with the patterns `wmhseg segment --input-dir` uses.
 EXTRA_INPUTS = {
     "wmh": {"t1": {"name": "t1", "description": "T1", "patterns": ["*_t1", "*t1"]}},
@@ -92,3 +94,17 @@ def validated_inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     overrides = config.get("validation", {})  # model.json of runs older than these keys lacks them
     settings.update({key: overrides[key] for key in ("overlap", "mirror") if overrides.get(key) is not None})
     return settings
+
+
+def validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The inference settings a bundle's validation table was scored with: recorded beside the table
+    since export scores it with the bundle's own settings; for bundles made before, the run's."""
+    recorded = meta["validation"].get("inference")
+    return run_validation_settings(meta) if recorded is None else recorded
+
+
+def run_validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the training run validated with (a run older than a setting used its default, "off")."""
+    hyperparameters = meta["training"]["hyperparameters"]
+    run = {**hyperparameters, "inference": {**DEFAULTS["inference"], **hyperparameters["inference"]}}
+    return validated_inference_settings(run)

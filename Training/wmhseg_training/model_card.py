@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .config import DEFAULTS
-from .metadata import validated_inference_settings
+from .metadata import run_validation_settings, validation_settings
 
 #: Metrics shown in the card's table, per task, with how to read them.
 CARD_METRICS = {
@@ -110,12 +109,17 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
         caveats.append(
             "- The epoch was chosen as the one scoring best on these same cases, so the table is optimistic."
         )
-    # a run older than a setting scored with its default: the setting's "off"
-    scored = {**DEFAULTS["inference"], **validated_inference_settings(training["hyperparameters"])}
+    scored, run = validation_settings(meta), run_validation_settings(meta)
     changed = [f"{k} {scored.get(k)} -> {v}" for k, v in meta["inference"].items() if scored.get(k) != v]
     if changed:
         caveats.append(
             f"- Scored with the run's inference settings; the bundle's differ: {'; '.join(changed)}."
+        )
+    elif scored != run:
+        since = [f"{k} {run.get(k)} -> {v}" for k, v in scored.items() if run.get(k) != v]
+        caveats.append(
+            "- Scored again with the bundle's inference settings, chosen after training (the run's own "
+            f"validation differed: {'; '.join(since)})."
         )
     return ["", *caveats] if caveats else []
 

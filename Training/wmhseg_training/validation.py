@@ -13,12 +13,14 @@ import numpy as np
 import torch
 
 from WMHSegmenterLib.engine.bundle import ModelBundle
+from WMHSegmenterLib.engine.device import resolve_device
+from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
 from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 
-from .datasets import CaseFiles
-from .metadata import bundle_metadata, validated_inference_settings
+from .datasets import CaseFiles, find_cases
+from .metadata import bundle_metadata, inference_settings, input_names, validated_inference_settings
 
 #: The number that picks the best checkpoint: higher is better.
 SELECTION_METRIC = {"wmh": "dice", "brats": "mean_dice"}
@@ -55,6 +57,36 @@ def validation_predictor(
     meta = bundle_metadata(config, model_id="validation")
     meta["inference"] = validated_inference_settings(config)
     return Predictor(ModelBundle(run_dir, meta=meta), device=device.type, network=network)
+
+
+def scored_with_bundle_settings(
+    validation: dict[str, Any],
+    network: torch.nn.Module,
+    config: Mapping[str, Any],
+    case_ids: Sequence[str],
+    folder: Path,
+) -> dict[str, Any]:
+    """The validation table as the bundle's own inference settings score it.
+
+    Settings chosen after training (export or reissue ``--inference``: island cleaning, brain mask)
+    change what the bundle outputs, so the run's table would describe another predictor, and the card
+    shows that table first. The validation cases are scored again with the bundle's settings when their
+    data can be read here; otherwise the run's table is kept, its ``inference`` saying what scored it.
+    ``config``: the run's, with the bundle's inference section.
+    """
+    settings = inference_settings(config)
+    if validation["inference"] == settings or not case_ids:
+        return validation
+    try:
+        found = {case.id: case for case in find_cases(config["data"], config["task"], input_names(config))}
+    except InputError:
+        return validation
+    if not set(case_ids) <= set(found):
+        return validation
+    as_bundle = {**config, "validation": {**config["validation"], "overlap": None, "mirror": None}}
+    device = torch.device(resolve_device("auto"))
+    metrics = validate(network, as_bundle, [found[i] for i in case_ids], device, folder)
+    return {**validation, "metrics": metrics, "inference": settings}
 
 
 def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
