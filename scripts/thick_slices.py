@@ -24,13 +24,15 @@ from WMHSegmenterLib.engine.cases import image_stem
 LESION_FRACTION = 0.5
 
 
-def thick_slices(image: sitk.Image, factor: int) -> sitk.Image:
-    """``image`` averaged over ``factor`` slices along its third (slice) axis."""
-    return sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), [1, 1, factor])
+def thick_slices(image: sitk.Image, factor: int, axis: int = 2) -> sitk.Image:
+    """``image`` averaged over ``factor`` slices along ``axis`` (SimpleITK's x, y, z; default z)."""
+    factors = [1, 1, 1]
+    factors[axis] = factor
+    return sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), factors)
 
 
-def thick_slice_mask(mask: sitk.Image, factor: int) -> sitk.Image:
-    lesion_fraction = thick_slices(mask > 0, factor)
+def thick_slice_mask(mask: sitk.Image, factor: int, axis: int = 2) -> sitk.Image:
+    lesion_fraction = thick_slices(mask > 0, factor, axis)
     return sitk.Cast(lesion_fraction >= LESION_FRACTION, sitk.sitkUInt8)
 
 
