@@ -30,9 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from thick_slices import thick_slice_mask, thick_slices
-
-from WMHSegmenterLib.engine.cases import image_stem
+from thick_slices import case_stem, thick_slice_mask, thick_slices, write_images
 
 OBLIQUE_DEGREES = 20.0
 #: The oblique grid is this much larger than the scan along each axis, so the tilted head still fits.
@@ -129,12 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     flair, mask = sitk.ReadImage(str(args.flair)), sitk.ReadImage(str(args.mask))
     made = variants(flair, mask, np.random.default_rng(args.seed))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.stem or (image_stem(args.flair.name) or args.flair.stem).removesuffix("_flair")
+    stem = args.stem or case_stem(args.flair)
     for name, (flair, mask) in made.items():
-        for image, kind in ((flair, "flair"), (sitk.Cast(mask, sitk.sitkUInt8), "lesions")):
-            path = args.out / f"{stem}_{name}_{kind}.nii.gz"
-            sitk.WriteImage(image, str(path))
-            print(path)
+        write_images(args.out, f"{stem}_{name}", {"flair": flair, "lesions": sitk.Cast(mask, sitk.sitkUInt8)})
     return 0
 
 

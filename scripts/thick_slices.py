@@ -46,14 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.factor < 1:
         parser.error("--factor must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = (image_stem(args.flair.name) or args.flair.stem).removesuffix("_flair")
     flair = thick_slices(sitk.ReadImage(str(args.flair)), args.factor)
     mask = thick_slice_mask(sitk.ReadImage(str(args.mask)), args.factor)
-    for image, kind in ((flair, "flair"), (mask, "mask")):
-        path = args.out / f"{stem}_thick{args.factor}_{kind}.nii.gz"
+    write_images(args.out, f"{case_stem(args.flair)}_thick{args.factor}", {"flair": flair, "mask": mask})
+    return 0
+
+
+def case_stem(flair: Path) -> str:
+    """``patient26`` of ``patient26_flair.nii.gz``."""
+    return (image_stem(flair.name) or flair.stem).removesuffix("_flair")
+
+
+def write_images(folder: Path, stem: str, images: dict[str, sitk.Image]) -> None:
+    """``<stem>_<kind>.nii.gz`` for each image, the paths printed."""
+    for kind, image in images.items():
+        path = folder / f"{stem}_{kind}.nii.gz"
         sitk.WriteImage(image, str(path))
         print(path)
-    return 0
 
 
 if __name__ == "__main__":
