@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_training_helpers import make_folder_dataset, tiny_config
 
+from conftest import make_bundle
 from wmhseg_training.cli import main
 from wmhseg_training.config import DEFAULTS
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
@@ -112,3 +113,26 @@ def test_reissue_scores_the_validation_cases_again_with_the_new_settings_where_t
     dice = evaluate_wmh(read_volume(data / case / "lesions.nii.gz"), prediction.labels)["dice"]
     assert dice == pytest.approx(reissued.meta["validation"]["metrics"]["dice"])
     assert "Scored again with the bundle's inference settings" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_reissue_refuses_a_bundle_without_a_training_record(tmp_path, capsys):
+    source = make_bundle(tmp_path / "untrained")
+    code = main(["reissue", str(source.folder), "--out", str(tmp_path / "out"), "--version", "1.0.0"])
+    assert code == 2
+    assert (
+        "untrained: not a bundle made by wmhseg-train export (no training record)" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bundle_recording_a_setting_this_version_no_longer_knows_is_reissued_with_its_table(
+    tmp_path, capsys
+):
+    source = copied_bundle("wmh-flair", tmp_path / "source")
+    meta = json.loads((source.folder / "model.json").read_text())
+    meta["training"]["hyperparameters"]["training"]["retired_setting"] = 1
+    (source.folder / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    code = main(["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"])
+    assert code == 0, capsys.readouterr().err
+    assert ModelBundle(out).meta["validation"]["metrics"] == meta["validation"]["metrics"]

@@ -105,6 +105,8 @@ def reissue_bundle(
     was, and the validation cases are scored again with the new settings where their data is at hand.
     """
     source = ModelBundle(bundle_dir)
+    if "hyperparameters" not in source.meta.get("training", {}) or "validation" not in source.meta:
+        raise InputError("not a bundle made by wmhseg-train export (no training record)", source.folder)
     out = Path(out)
     _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
@@ -115,18 +117,27 @@ def reissue_bundle(
     meta.update(version=version, inference=shipped["inference"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
     network = source.load_network()
-    run_config = resolve_paths(merge(DEFAULTS, meta["training"]["hyperparameters"]))
     validation = {**meta["validation"], "inference": validation_settings(meta)}
-    meta["validation"] = _json_safe(
-        scored_with_bundle_settings(
+    run_config = _run_config(meta["training"]["hyperparameters"])
+    if run_config is not None:
+        validation = scored_with_bundle_settings(
             validation,
             network,
             {**run_config, "inference": shipped["inference"]},
             meta["training"]["data"]["validation_cases"],
             source.folder,
         )
-    )
+    meta["validation"] = _json_safe(validation)
     return _write_bundle(network, meta, out, model_card(meta, notes))
+
+
+def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's config from model.json, its paths resolved; None where this version cannot read it
+    (a key since removed), which leaves the validation table as recorded."""
+    try:
+        return resolve_paths(merge(DEFAULTS, hyperparameters))
+    except InputError:
+        return None
 
 
 def _island_setting_upgraded(inference: dict[str, Any]) -> dict[str, Any]:
