@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from thick_slices import case_stem, thick_slice_mask, thick_slices, write_images
+from thick_slices import LESION_FRACTION, case_stem, thick_slice_mask, thick_slices, write_images
 
 OBLIQUE_DEGREES = 20.0
 #: The oblique grid is this much larger than the scan along each axis, so the tilted head still fits.
@@ -98,7 +98,9 @@ def _oblique(flair: sitk.Image, mask: sitk.Image) -> Pair:
     grid.SetDirection(direction.ravel().tolist())
     grid.SetOrigin((centre - direction @ half_extent).tolist())
     lesion_fraction = _resampled(sitk.Cast(mask > 0, sitk.sitkFloat32), grid, sitk.sitkLinear)
-    return _resampled(flair, grid, sitk.sitkLinear), sitk.Cast(lesion_fraction >= 0.5, sitk.sitkUInt8)
+    return _resampled(flair, grid, sitk.sitkLinear), sitk.Cast(
+        lesion_fraction >= LESION_FRACTION, sitk.sitkUInt8
+    )
 
 
 def _resampled(image: sitk.Image, grid: sitk.Image, interpolator: int) -> sitk.Image:
