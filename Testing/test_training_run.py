@@ -348,3 +348,18 @@ def test_model_json_records_data_beside_the_repository_relative_to_it():
     if REPOSITORY_ROOT.parent != Path(REPOSITORY_ROOT.anchor):
         elsewhere = Path(REPOSITORY_ROOT.anchor) / "elsewhere-than-the-workspace" / "data"
         assert recorded_path(str(elsewhere)) == str(elsewhere)
+
+
+def test_a_run_keeping_the_largest_island_by_its_older_name_exports_without_scoring_again(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(
+        tmp_path / "tiny.yaml", data, tmp_path / "runs", inference={"largest_component_only": True}
+    )
+    assert train_cli(config, tmp_path / "run") == 0
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(tmp_path / "run"), "--id", "tiny", "--out", str(bundle)]) == 0
+    meta = yaml.safe_load((bundle / "model.json").read_text())
+    assert meta["inference"]["min_island_fraction"] == 1.0
+    assert meta["validation"]["inference"] == meta["inference"]  # the run scored what the bundle does
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "Scored again" not in card and "the bundle's differ" not in card

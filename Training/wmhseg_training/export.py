@@ -17,14 +17,19 @@ from typing import Any
 
 from WMHSegmenterLib.engine.bundle import ModelBundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.postprocess import island_fraction
 from WMHSegmenterLib.engine.unet import UNet3D
 
 from .checkpoints import load_checkpoint
 from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge, resolve_paths
 from .initial_weights import TRAINING_ONLY_PREFIX
 from .loop import run_paths
-from .metadata import bundle_metadata, network_config, validated_inference_settings, validation_settings
+from .metadata import (
+    bundle_metadata,
+    island_setting_upgraded,
+    network_config,
+    validated_inference_settings,
+    validation_settings,
+)
 from .model_card import model_card
 from .validation import scored_with_bundle_settings
 
@@ -74,7 +79,7 @@ def export_run(
     network.load_state_dict(inference_weights, strict=True)
 
     shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
-    shipped["inference"] = _island_setting_upgraded(shipped["inference"])
+    shipped["inference"] = island_setting_upgraded(shipped["inference"])
     for setting in inference:
         apply_override(shipped, f"inference.{setting}")
     check_config(shipped)
@@ -110,7 +115,7 @@ def reissue_bundle(
     out = Path(out)
     _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
-    shipped = {"inference": _island_setting_upgraded({**DEFAULTS["inference"], **source.meta["inference"]})}
+    shipped = {"inference": island_setting_upgraded({**DEFAULTS["inference"], **source.meta["inference"]})}
     for setting in inference:
         apply_override(shipped, f"inference.{setting}")
     meta = copy.deepcopy(source.meta)
@@ -138,12 +143,6 @@ def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:
         return resolve_paths(merge(DEFAULTS, hyperparameters))
     except InputError:
         return None
-
-
-def _island_setting_upgraded(inference: dict[str, Any]) -> dict[str, Any]:
-    """``largest_component_only: true`` written as ``min_island_fraction: 1``, its newer form, so that
-    an ``--inference min_island_fraction=F`` given for a bundle or run using the old name takes effect."""
-    return {**inference, "min_island_fraction": island_fraction(inference), "largest_component_only": False}
 
 
 def _refuse_to_replace(out: Path, overwrite: bool) -> None:

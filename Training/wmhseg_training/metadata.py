@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.postprocess import island_fraction
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.engine.unet import UNetConfig
 
@@ -81,11 +82,18 @@ def bundle_metadata(config: Mapping[str, Any], model_id: str, version: str = "0.
 
 def inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The bundle's inference defaults: the config's, with the training patch where it sets none."""
-    inference = config["inference"]
+    inference = island_setting_upgraded(config["inference"])
     return {
         **inference,
         "patch_size_zyx": list(inference["patch_size_zyx"] or config["training"]["patch_size_zyx"]),
     }
+
+
+def island_setting_upgraded(inference: Mapping[str, Any]) -> dict[str, Any]:
+    """``largest_component_only: true`` written as ``min_island_fraction: 1``, its newer form, so every
+    settings derived from a config or bundle say the same thing the same way, and an ``--inference
+    min_island_fraction=F`` given for a bundle or run using the old name takes effect."""
+    return {**inference, "min_island_fraction": island_fraction(inference), "largest_component_only": False}
 
 
 def validated_inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
