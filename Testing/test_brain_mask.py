@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from WMHSegmenterLib.engine.preprocessing import brain_mask, head_mask
+from WMHSegmenterLib.engine.preprocessing import brain_mask, head_mask, prepare_case
+from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 SPACING_ZYX = (2.0, 1.0, 1.0)  # the WMH model's working grid
 SHAPE = (84, 176, 150)
@@ -74,3 +75,18 @@ def test_brain_mask_is_found_the_same_on_thick_slices(with_head):
     assert mask[brain].mean() > 0.97
     if with_head:
         assert mask[fat].mean() < 0.05
+
+
+@pytest.mark.parametrize("within_brain", [True, False], ids=["brain", "head"])
+@pytest.mark.parametrize("offset", [-1000.0, 250.0])
+def test_a_flair_stored_with_an_intensity_offset_is_prepared_as_the_plain_one(offset, within_brain):
+    """Air at -1000 (or a FLAIR z-scored elsewhere) used to leave no bright head, hence an empty mask."""
+    image, _, lesion, _ = phantom(with_head=True)
+    geometry = Geometry.identity(spacing=SPACING_ZYX[::-1])
+    settings = {"spacing_xyz_mm": [1.0, 1.0, 2.0]}
+    plain = prepare_case({"flair": Volume(image, geometry)}, ["flair"], settings, within_brain=within_brain)
+    shifted = prepare_case(
+        {"flair": Volume(image + offset, geometry)}, ["flair"], settings, within_brain=within_brain
+    )
+    np.testing.assert_array_equal(shifted.region, plain.region)
+    np.testing.assert_allclose(shifted.image, plain.image, atol=1e-3)

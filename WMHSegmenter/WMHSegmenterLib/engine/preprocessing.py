@@ -29,6 +29,17 @@ BRAIN_OPENING_MM = 6.0
 BRAIN_MARGIN_MM = 2.0
 #: The brain mask is found on a grid this coarse (mm), then brought back: the same mask, a quarter the time.
 BRAIN_GRID_MM = 2.0
+#: Air's intensity is read at this percentile of the input: robust to a few outlying dark voxels.
+BACKGROUND_PERCENTILE = 0.1
+
+
+def background_level(array: np.ndarray) -> float:
+    """The intensity of air in an image, which the masks and the resampling's fill take as zero.
+
+    A FLAIR stored with an offset (air at -1000, or z-scored by an earlier pipeline so that air is
+    negative) would otherwise have no "bright" head at all and come back with an empty mask.
+    """
+    return float(np.percentile(array[::2, ::2, ::2], BACKGROUND_PERCENTILE))
 
 
 def head_mask(image: np.ndarray) -> np.ndarray:
@@ -147,9 +158,12 @@ def prepare_case(
     for name in input_names[1:]:
         check_overlap(reference, inputs[name], sources[name])
     geometry, shape = working_grid(reference, settings.get("spacing_xyz_mm", (None, None, None)))
-    channels = [
-        resample(inputs[name], geometry, shape).array.astype(np.float32, copy=False) for name in input_names
-    ]
+    channels = []
+    for name in input_names:
+        air = background_level(inputs[name].array)
+        # air at 0 for the masks; the z-score below does not see the shift
+        on_grid = resample(inputs[name], geometry, shape, default=air).array.astype(np.float32) - air
+        channels.append(on_grid)
     mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
