@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from WMHSegmenterLib.engine.preprocessing import brain_mask, head_mask, prepare_case
+from WMHSegmenterLib.engine.preprocessing import background_level, brain_mask, head_mask, prepare_case
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 SPACING_ZYX = (2.0, 1.0, 1.0)  # the WMH model's working grid
@@ -79,9 +79,9 @@ def test_brain_mask_is_found_the_same_on_thick_slices(with_head):
 
 @pytest.mark.parametrize("within_brain", [True, False], ids=["brain", "head"])
 @pytest.mark.parametrize("offset", [-1000.0, 250.0])
-def test_a_flair_stored_with_an_intensity_offset_is_prepared_as_the_plain_one(offset, within_brain):
+def test_a_skull_stripped_flair_stored_with_an_offset_is_prepared_as_the_plain_one(offset, within_brain):
     """Air at -1000 (or a FLAIR z-scored elsewhere) used to leave no bright head, hence an empty mask."""
-    image, _, lesion, _ = phantom(with_head=True)
+    image, _, _, _ = phantom(with_head=False)
     geometry = Geometry.identity(spacing=SPACING_ZYX[::-1])
     settings = {"spacing_xyz_mm": [1.0, 1.0, 2.0]}
     plain = prepare_case({"flair": Volume(image, geometry)}, ["flair"], settings, within_brain=within_brain)
@@ -90,3 +90,12 @@ def test_a_flair_stored_with_an_intensity_offset_is_prepared_as_the_plain_one(of
     )
     np.testing.assert_array_equal(shifted.region, plain.region)
     np.testing.assert_allclose(shifted.image, plain.image, atol=1e-3)
+
+
+def test_a_noisy_background_or_a_few_dark_voxels_are_not_taken_for_an_offset():
+    skull_on, _, _, _ = phantom(with_head=True)
+    stripped, _, _, _ = phantom(with_head=False)
+    stripped[0, 0, :20] = -40.0  # bias correction's odd negative voxels
+    assert background_level(skull_on - 3.0) == 0.0  # noise around the air, no constant fill
+    assert background_level(stripped) == 0.0
+    assert background_level(stripped - 1000.0) == -1000.0

@@ -29,17 +29,23 @@ BRAIN_OPENING_MM = 6.0
 BRAIN_MARGIN_MM = 2.0
 #: The brain mask is found on a grid this coarse (mm), then brought back: the same mask, a quarter the time.
 BRAIN_GRID_MM = 2.0
-#: Air's intensity is read at this percentile of the input: robust to a few outlying dark voxels.
-BACKGROUND_PERCENTILE = 0.1
+#: A value that fills at least this share of a scan, among its darkest 5 %, is its air stored as a constant.
+AIR_FILL_SHARE = 0.01
 
 
 def background_level(array: np.ndarray) -> float:
-    """The intensity of air in an image, which the masks and the resampling's fill take as zero.
+    """The value air is stored as, which the masks and the resampling's fill take as zero.
 
-    A FLAIR stored with an offset (air at -1000, or z-scored by an earlier pipeline so that air is
-    negative) would otherwise have no "bright" head at all and come back with an empty mask.
+    A skull-stripped FLAIR stored with an offset (air at -1000, or z-scored by an earlier pipeline so
+    that air is negative) would otherwise have no "bright" head at all and come back with an empty mask.
+    Only a constant fill counts (the commonest dark value; a few darker voxels from bias correction
+    do not move it), and a noisy background keeps 0: scans stored as usual are read as before.
     """
-    return float(np.percentile(array[::2, ::2, ::2], BACKGROUND_PERCENTILE))
+    sample = array[::2, ::2, ::2]
+    dark = sample[sample <= np.percentile(sample, 5)]
+    values, counts = np.unique(dark, return_counts=True)
+    commonest = int(np.argmax(counts))
+    return float(values[commonest]) if counts[commonest] >= AIR_FILL_SHARE * sample.size else 0.0
 
 
 def head_mask(image: np.ndarray) -> np.ndarray:
