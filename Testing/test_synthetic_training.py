@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from wmhseg_training.cache import load_or_build
-from wmhseg_training.config import DEFAULTS, check_config, merge
+from wmhseg_training.config import DEFAULTS, check_config, load_config, merge
 from wmhseg_training.datasets import find_cases
 from wmhseg_training.sampling import PatchSampler
 from wmhseg_training.synthetic import GeneratorSettings, SyntheticFlairGenerator, phantom_anatomy
@@ -149,3 +149,14 @@ def test_training_with_synthetic_patches_runs_end_to_end(tmp_path, capsys):
     )
     assert train_main(["--config", str(config), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["synthetic"]["fraction"] == 0.5
+
+
+def test_a_set_inside_the_generator_settings_changes_that_key_and_keeps_the_others():
+    config = load_config(MIX_CONFIG, ["synthetic.generator.contrast.lesion=[1.1, 2.0]"])
+    generator = config["synthetic"]["generator"]
+    written = yaml.safe_load(MIX_CONFIG.read_text())["synthetic"]["generator"]
+    assert generator["contrast"]["lesion"] == [1.1, 2.0]
+    assert {k: v for k, v in generator["contrast"].items() if k != "lesion"} == written["contrast"]
+    assert {k: v for k, v in generator.items() if k != "contrast"} == {
+        k: v for k, v in written.items() if k != "contrast"
+    }

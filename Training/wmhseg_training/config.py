@@ -136,6 +136,23 @@ def merge(defaults: Mapping[str, Any], user: Mapping[str, Any], source: Path | N
             if not isinstance(value, dict):
                 raise InputError(f"config key {'.'.join(where)} must be a mapping", source)
             merged[key] = merge(defaults[key], value, source, where)
+        elif isinstance(defaults[key], dict) and isinstance(value, dict):
+            merged[key] = _laid_over(defaults[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _laid_over(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` laid over a free-form ``base`` key by key at every depth, any key allowed.
+
+    So ``--set synthetic.generator.contrast.lesion=[1.1,2.0]`` changes that one range and keeps the
+    config's other generator settings, as ``--set`` does in every other section.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _laid_over(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
