@@ -167,9 +167,9 @@ def prepare_case(
     channels = []
     for name in input_names:
         air = background_level(inputs[name].array)
+        on_grid = resample(inputs[name], geometry, shape, default=air).array.astype(np.float32, copy=False)
         # air at 0 for the masks; the z-score below does not see the shift
-        on_grid = resample(inputs[name], geometry, shape, default=air).array.astype(np.float32) - air
-        channels.append(on_grid)
+        channels.append(on_grid - np.float32(air) if air else on_grid)
     mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
