@@ -8,19 +8,21 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_training_helpers import head_and_lesions, make_folder_dataset
+from test_training_helpers import head_and_lesions, make_folder_dataset, tiny_config
 
 from wmhseg_training.augmentation import Augmentation
 from wmhseg_training.cache import load_or_build
-from wmhseg_training.config import DEFAULTS
+from wmhseg_training.config import DEFAULTS, check_config, load_config
 from wmhseg_training.datasets import find_cases
 from wmhseg_training.losses import (
     SegmentationLoss,
+    blob_dice_loss,
     brats_region_targets,
     deep_supervision_weights,
     overlap_loss,
 )
 from wmhseg_training.sampling import PatchDataset, PatchSampler, crop
+from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.preprocessing import prepare_case
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 
@@ -187,6 +189,59 @@ def test_overlap_terms_by_hand():
     # intersection 1, |p| + |g| = 4: Dice 2/4, Jaccard 1/3
     assert overlap_loss(p, g, "dice").item() == pytest.approx(0.5, abs=1e-5)
     assert overlap_loss(p, g, "jaccard").item() == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_blob_term_weighs_a_missed_small_lesion_like_a_missed_large_one():
+    labels = torch.zeros(1, 12, 12, 12, dtype=torch.long)
+    labels[0, 1:7, 1:7, 1:7] = 1  # 216 voxels
+    labels[0, 9, 9, 9] = 1  # 1 voxel, far from it
+    found_large = labels.clone().float()
+    found_large[0, 9, 9, 9] = 0
+    # the batch Dice hardly notices the missed voxel; lesion by lesion it is half the story
+    assert overlap_loss(found_large[:, None], labels[:, None].float(), "dice").item() < 0.01
+    assert blob_dice_loss(found_large, labels).item() == pytest.approx(0.5, abs=1e-4)
+    found_small = (labels == 1).float()
+    found_small[0, 1:7, 1:7, 1:7] = 0
+    assert blob_dice_loss(found_small, labels).item() == pytest.approx(0.5, abs=1e-4)
+
+
+def test_blob_term_counts_false_positives_near_each_lesion_only():
+    labels = torch.zeros(2, 8, 8, 8, dtype=torch.long)
+    labels[0, 1:3, 1:3, 1:3] = 1
+    labels[0, 5:7, 5:7, 5:7] = 1
+    labels[1, 5:7, 5:7, 5:7] = 2
+    perfect = (labels == 1).float()
+    assert blob_dice_loss(perfect, labels).item() == pytest.approx(0.0, abs=1e-6)
+    lesion_in_ignored = perfect.clone()
+    lesion_in_ignored[1][labels[1] == 2] = 1.0
+    assert blob_dice_loss(lesion_in_ignored, labels).item() == pytest.approx(0.0, abs=1e-6)
+    beside_second = perfect.clone()
+    beside_second[0, 4, 4, 4] = 1.0  # 1.7 voxels from the second lesion, 3.5 from the first
+    assert blob_dice_loss(beside_second, labels).item() == pytest.approx((1 - 16 / 17) / 2, abs=1e-5)
+    far_from_both = perfect.clone()
+    far_from_both[0, 7, 0, 0] = 1.0  # 5.2 voxels from the nearest: the patch's own terms see it
+    far_from_both[1, 0, 7, 7] = 1.0  # another sample's background
+    assert blob_dice_loss(far_from_both, labels).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_blob_term_is_zero_without_lesions_and_trains_the_missed_lesion():
+    labels = torch.zeros(1, 6, 6, 6, dtype=torch.long)
+    assert blob_dice_loss(torch.rand(1, 6, 6, 6), labels).item() == 0.0
+    labels[0, 1, 1, 1] = 1
+    labels[0, 4:6, 4:6, 4:6] = 1
+    logits = wmh_logits(labels).requires_grad_()
+    with torch.no_grad():
+        logits[0, :, 1, 1, 1] = torch.tensor([8.0, -8.0])  # the small lesion missed
+    SegmentationLoss("wmh", ("dice", "ce", "blob"))(logits, labels).backward()
+    assert logits.grad[0, 1, 1, 1, 1] < 0  # raising the lesion logit there lowers the loss
+
+
+def test_blob_term_is_refused_for_glioma_regions(tmp_path):
+    config = tiny_config(
+        tmp_path / "c.yaml", tmp_path, tmp_path, task="brats", training={"loss": "dice+blob"}
+    )
+    with pytest.raises(InputError, match="the 'blob' term .* is for task wmh only"):
+        check_config(load_config(config))
 
 
 def test_brats_regions_are_nested_sigmoid_targets_and_loss_prefers_truth():

@@ -22,7 +22,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = ("wmh", "brats")
 LAYOUTS = ("wmh2017", "brats", "csv", "folder")
-LOSS_TERMS = ("dice", "jaccard", "ce")
+LOSS_TERMS = ("dice", "jaccard", "ce", "blob")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "cosine", "constant")
 
@@ -216,6 +216,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     terms = loss_terms(training["loss"])
     _require(bool(terms), f"training.loss must join {LOSS_TERMS} with '+', got {training['loss']!r}")
+    _require(
+        "blob" not in terms or config["task"] == "wmh",
+        "training.loss: the 'blob' term scores WMH lesions one by one; it is for task wmh only",
+    )
     _require(
         training["optimizer"]["name"] in OPTIMIZERS, f"training.optimizer.name must be one of {OPTIMIZERS}"
     )

@@ -8,20 +8,29 @@ region-based: binary cross-entropy and soft overlap per region, as in the BraTS-
 
 Overlap terms are "batch" versions (sums over the batch and the voxels), which stay meaningful for
 patches without any lesion. The Jaccard distance is Kayalibay et al. 2017 (arXiv:1701.03056).
+
+The "blob" term (WMH only) scores each lesion on its own, so that missing a small lesion costs as much
+as missing a large one, as it does in the challenge's lesion recall; the idea is that of "blob loss"
+(Kofler et al., IPMI 2023, arXiv:2205.08209), with false positives counted near each lesion only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from WMHSegmenterLib.engine.labels import BRATS2018, region_labels
+from WMHSegmenterLib.engine.metrics.overlap import label_lesions
 
 from .datasets import WMH_IGNORE_LABEL
 
 SMOOTH = 1e-5
+#: How far (voxels of the working grid) a lesion's own false positives reach in the "blob" term.
+BLOB_NEIGHBOURHOOD_VOXELS = 3
 #: BraTS output channels in the engine's order ("whole tumor", "tumor core", "enhancing tumor").
 BRATS_CHANNEL_REGIONS = ("wt", "tc", "et")
 
@@ -64,6 +73,8 @@ class SegmentationLoss(torch.nn.Module):
         for term in self.terms:
             if term == "ce":
                 total = total + cross_entropy
+            elif term == "blob":
+                total = total + blob_dice_loss(probabilities[:, 1], labels)
             else:
                 p, g, v = probabilities[:, foreground], targets[:, foreground], valid
                 total = total + overlap_loss(p * v, g * v, term)
@@ -80,6 +91,41 @@ def overlap_loss(probabilities: torch.Tensor, targets: torch.Tensor, kind: str) 
     else:
         score = (intersection + SMOOTH) / (total - intersection + SMOOTH)
     return 1 - score.mean()
+
+
+def blob_dice_loss(lesion_probability: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """1 - the mean over lesions of each lesion's soft Dice, scored in its own neighbourhood.
+
+    A patch's overlap term is dominated by its largest lesions: missing ten small ones costs less than
+    trimming the border of a big one. Here each 26-connected lesion of ``labels == 1`` gets its own
+    Dice, so each lesion weighs the same. Its false positives are the background voxels nearer to it
+    than to any other lesion and within ``BLOB_NEIGHBOURHOOD_VOXELS`` (what makes it look larger than it
+    is); those far from every lesion are left to the patch's own terms, or a few hundred faint
+    probabilities spread over the patch would drown a small lesion's Dice whether it is found or not.
+    Ignored voxels (label 2) count nowhere. ``lesion_probability`` is (N, z, y, x); 0 without lesions.
+    """
+    lesion_of_voxel = np.zeros(labels.shape, dtype=np.int64)  # 0: no lesion's business
+    found = 0
+    for n, sample in enumerate(labels.cpu().numpy()):
+        labelled, count = label_lesions(sample == 1)
+        if count == 0:
+            continue
+        distance, nearest = ndimage.distance_transform_edt(labelled == 0, return_indices=True)
+        nearest_lesion = labelled[tuple(nearest)]
+        near = (sample == 1) | ((sample == 0) & (distance <= BLOB_NEIGHBOURHOOD_VOXELS))
+        lesion_of_voxel[n] = np.where(near, nearest_lesion + found, 0)
+        found += count
+    if found == 0:
+        return lesion_probability.new_zeros(())
+    ids = torch.from_numpy(lesion_of_voxel).to(lesion_probability.device).flatten()
+    in_lesion = (labels == 1).flatten().to(lesion_probability.dtype)
+    probability = lesion_probability.flatten()
+    zeros = lesion_probability.new_zeros(found + 1)
+    overlap = zeros.index_add(0, ids, probability * in_lesion)
+    predicted = zeros.index_add(0, ids, probability)
+    sizes = zeros.index_add(0, ids, in_lesion)
+    dice = (2 * overlap + SMOOTH) / (predicted + sizes + SMOOTH)
+    return 1 - dice[1:].mean()
 
 
 def brats_region_targets(labels: torch.Tensor) -> torch.Tensor:
