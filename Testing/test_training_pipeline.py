@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_training_helpers import head_and_lesions, make_folder_dataset, tiny_config
 
-from wmhseg_training.augmentation import Augmentation
+from wmhseg_training.augmentation import Augmentation, bias_field_on_raw_intensities
 from wmhseg_training.cache import load_or_build
 from wmhseg_training.config import DEFAULTS, check_config, load_config
 from wmhseg_training.datasets import find_cases
@@ -160,6 +160,47 @@ def test_every_augmentation_keeps_shapes_and_label_values():
     assert out_image.shape == (1, *labels.shape) and out_image.dtype == np.float32
     assert out_labels.shape == labels.shape and set(np.unique(out_labels)) <= {0, 1, 2}
     assert np.isfinite(out_image).all() and not np.allclose(out_image, image)
+
+
+def zscored_two_channel_patch() -> torch.Tensor:
+    """Two z-scored channels inside a cube, 0 (the blanked outside) around it."""
+    patch = torch.zeros(2, 12, 12, 12)
+    patch[:, 2:10, 2:10, 2:10] = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    return patch
+
+
+def test_bias_field_acts_on_raw_intensities_and_leaves_the_outside_blank():
+    patch = zscored_two_channel_patch()
+    torch.manual_seed(3)
+    shifted = bias_field_on_raw_intensities(patch, 0.05, (3.0, 3.0), per_channel=False)
+    torch.manual_seed(3)
+    scaled = bias_field_on_raw_intensities(patch, 0.05, (0.0, 0.0), per_channel=False)
+    inside = patch[0] != 0
+    field = scaled[0][inside] / patch[0][inside]  # with m = 0 the output is z times the field
+    assert (field - 1).abs().max() > 0.01
+    assert torch.allclose(shifted[0][inside], (patch[0][inside] + 3.0) * field - 3.0, atol=1e-5)
+    assert torch.equal(shifted[:, ~inside], patch[:, ~inside])
+
+
+def test_bias_field_per_channel_draws_a_field_for_each_sequence():
+    patch = zscored_two_channel_patch()
+    patch[1] = patch[0]
+    inside = patch[0] != 0
+    torch.manual_seed(4)
+    shared = bias_field_on_raw_intensities(patch, 0.05, (0.0, 0.0), per_channel=False)
+    torch.manual_seed(4)
+    own = bias_field_on_raw_intensities(patch, 0.05, (0.0, 0.0), per_channel=True)
+    assert torch.allclose(shared[0][inside], shared[1][inside])
+    assert (own[0][inside] - own[1][inside]).abs().max() > 0.01
+
+
+def test_bias_field_offsets_must_be_an_ordered_nonnegative_pair(tmp_path):
+    bias = {"p": 0.3, "coefficients": 0.05, "per_channel": True, "mean_over_std": [5.0, 2.0]}
+    config = tiny_config(
+        tmp_path / "a.yaml", tmp_path, tmp_path, augmentation={"enabled": True, "bias_field": bias}
+    )
+    with pytest.raises(InputError, match=r"bias_field.mean_over_std must be \[low, high\]"):
+        check_config(load_config(config))
 
 
 def wmh_logits(labels: torch.Tensor, confidence: float = 8.0) -> torch.Tensor:

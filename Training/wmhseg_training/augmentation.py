@@ -23,6 +23,9 @@ import torch
 #: Elastic displacements above this fraction of the control-point spacing can fold the image.
 MAX_DISPLACEMENT_FRACTION = 0.45
 
+#: Degree of the polynomial whose exponential is the bias field (TorchIO's default).
+BIAS_FIELD_ORDER = 3
+
 
 class Augmentation:
     """Random transforms of one patch; randomness comes from torch's generator, which the caller seeds."""
@@ -100,8 +103,18 @@ class Augmentation:
         if s["blur"]["p"] > 0:
             transforms.append(tio.RandomBlur(std=tuple(s["blur"]["std_mm"]), p=s["blur"]["p"]))
         if s["bias_field"]["p"] > 0:
+            bias = s["bias_field"]
             transforms.append(
-                tio.RandomBiasField(coefficients=s["bias_field"]["coefficients"], p=s["bias_field"]["p"])
+                tio.Lambda(
+                    partial(
+                        bias_field_on_raw_intensities,
+                        coefficient=float(bias["coefficients"]),
+                        mean_over_std=_ordered_pair(bias["mean_over_std"], "bias_field.mean_over_std"),
+                        per_channel=bool(bias["per_channel"]),
+                    ),
+                    types_to_apply=[tio.INTENSITY],
+                    p=bias["p"],
+                )
             )
         if s["gamma"]["p"] > 0:
             transforms.append(
@@ -127,6 +140,45 @@ def range_preserving_gamma(tensor: torch.Tensor, log_gamma: tuple[float, float])
         gamma = torch.exp(torch.empty(()).uniform_(*log_gamma))
         channels.append(((channel - low) / span) ** gamma * span + low)
     return torch.stack(channels)
+
+
+def polynomial_bias_field(shape: tuple[int, ...], coefficient: float) -> torch.Tensor:
+    """Smooth like a coil's sensitivity: exp of a random cubic in the patch coordinates (each in [-1, 1])."""
+    axes = torch.meshgrid(*(torch.linspace(-1.0, 1.0, size) for size in shape), indexing="ij")
+    log_field = torch.zeros(shape)
+    for i in range(BIAS_FIELD_ORDER + 1):
+        for j in range(BIAS_FIELD_ORDER + 1 - i):
+            for k in range(BIAS_FIELD_ORDER + 1 - i - j):
+                weight = torch.empty(()).uniform_(-coefficient, coefficient)
+                log_field += weight * axes[0] ** i * axes[1] ** j * axes[2] ** k
+    return torch.exp(log_field)
+
+
+def bias_field_on_raw_intensities(
+    tensor: torch.Tensor, coefficient: float, mean_over_std: tuple[float, float], per_channel: bool
+) -> torch.Tensor:
+    """A smooth multiplicative field applied as if before the z-score, inside the image's nonzero voxels.
+
+    A z-scored voxel z had raw intensity proportional to z + m, m the raw tissue mean over its standard
+    deviation (drawn per channel from ``mean_over_std``), so the field b turns it into (z + m) b - m;
+    m = 0 multiplies the z-scores themselves. Sequences are acquired one after another, each with its
+    own field: ``per_channel`` draws one per channel instead of one for all.
+    """
+    inside = (tensor != 0).any(dim=0)
+    shared = None if per_channel else polynomial_bias_field(tuple(tensor.shape[1:]), coefficient)
+    channels = []
+    for channel in tensor.float():
+        field = shared if shared is not None else polynomial_bias_field(tuple(channel.shape), coefficient)
+        offset = torch.empty(()).uniform_(*mean_over_std)
+        channels.append(torch.where(inside, (channel + offset) * field - offset, channel))
+    return torch.stack(channels)
+
+
+def _ordered_pair(value: Any, name: str) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if not 0 <= low <= high:
+        raise ValueError(f"{name} must be [low, high] with 0 <= low <= high, not {value}")
+    return low, high
 
 
 def context_voxels(settings: Mapping[str, Any], patch_size_zyx) -> tuple[int, int, int]:

@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
         "gamma": {"p": 0.3, "log_gamma": [-0.3, 0.3]},
         "noise": {"p": 0.1, "std": [0.0, 0.1]},
         "blur": {"p": 0.1, "std_mm": [0.5, 1.0]},
-        "bias_field": {"p": 0.1, "coefficients": 0.3},
+        # mean_over_std: raw tissue mean / SD per channel, [0, 0] multiplies the z-scores (see augmentation)
+        "bias_field": {"p": 0.1, "coefficients": 0.3, "per_channel": False, "mean_over_std": [0.0, 0.0]},
         "slice_thickness": {"p": 0.2, "axes": [0, 1, 2], "downsampling": [1.5, 5.0]},
         # share of real patches taken from the case with a drawn head (skull-stripped FLAIR only), and
         # how many heads are drawn per case (each preprocessed once into the cache)
