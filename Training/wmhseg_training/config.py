@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
 
 #: Relative paths in a config are relative to the repository (the folder holding Training/).
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,8 @@ DEFAULTS: dict[str, Any] = {
         "fold": 0,  # 0..folds-1, or "all": train on every case and validate on the training cases
         "split_seed": 0,
     },
-    "preprocessing": {"spacing_xyz_mm": [1.0, 1.0, 1.0], "crop_margin_mm": 10.0},
+    # bias_correction "n4": each channel divided by its N4 bias field before the z-score (training and use)
+    "preprocessing": {"spacing_xyz_mm": [1.0, 1.0, 1.0], "crop_margin_mm": 10.0, "bias_correction": None},
     "network": {
         "features": [16, 32, 64, 128],
         "kernel_sizes": None,
@@ -235,6 +237,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         and len(spacing) == 3
         and all(s is None or (isinstance(s, int | float) and s > 0) for s in spacing),
         "preprocessing.spacing_xyz_mm must be three positive numbers (or null to keep the input's)",
+    )
+    _require(
+        config["preprocessing"]["bias_correction"] in BIAS_CORRECTIONS,
+        f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}",
     )
     patch = training["patch_size_zyx"]
     _require(

@@ -168,6 +168,13 @@ class ModelBundle:
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
             )
+        from .preprocessing import BIAS_CORRECTIONS
+
+        correction = self.preprocessing.get("bias_correction")
+        if correction not in BIAS_CORRECTIONS:
+            raise InputError(
+                f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}, got {correction!r}", path
+            )
         one_lesion_channel = self.output_activation == "softmax" and len(self.output_channels) == 2
         if self.inference.get("refine_on_input_grid") and not one_lesion_channel:
             raise InputError(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from .postprocess import largest_island
@@ -31,6 +32,10 @@ BRAIN_MARGIN_MM = 2.0
 BRAIN_GRID_MM = 2.0
 #: A value that fills at least this share of a scan, among its darkest 5 %, is its air stored as a constant.
 AIR_FILL_SHARE = 0.01
+#: Bias corrections a bundle's preprocessing may name.
+BIAS_CORRECTIONS = (None, "n4")
+#: N4 estimates its smooth field on a grid this coarse (mm), then evaluates it on the working grid.
+N4_GRID_MM = 4.0
 
 
 def background_level(array: np.ndarray) -> float:
@@ -135,6 +140,28 @@ def zscore(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return normalized.astype(np.float32, copy=False)
 
 
+def n4_corrected(channel: np.ndarray, mask: np.ndarray, spacing_xyz) -> np.ndarray:
+    """The channel divided by N4's estimate of its bias field (Tustison et al., IEEE TMI 2010).
+
+    Receive-coil shading can make normal cortex as bright as edema; the network never sees it if
+    training and inference divide it out alike. Voxels outside ``mask`` (or not above 0) only receive
+    the field, they do not shape it.
+    """
+    fit_mask = mask & (channel > 0)
+    if not fit_mask.any():
+        return channel
+    image = sitk.GetImageFromArray(channel.astype(np.float32, copy=False))
+    image.SetSpacing([float(s) for s in spacing_xyz])
+    mask_image = sitk.GetImageFromArray(fit_mask.astype(np.uint8))
+    mask_image.CopyInformation(image)
+    shrink = [max(1, int(N4_GRID_MM // s)) for s in image.GetSpacing()]
+    n4 = sitk.N4BiasFieldCorrectionImageFilter()
+    n4.SetMaximumNumberOfIterations([50, 50, 50])
+    n4.Execute(sitk.Shrink(image, shrink), sitk.Shrink(mask_image, shrink))
+    log_field = sitk.GetArrayFromImage(n4.GetLogBiasFieldAsImage(image))
+    return (channel / np.exp(log_field)).astype(np.float32, copy=False)
+
+
 @dataclass
 class PreparedCase:
     """What the network sees, and where it lies: the cropped working grid."""
@@ -173,7 +200,13 @@ def prepare_case(
     mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
-    image = np.stack([zscore(channel[box], mask[box]) for channel in channels])
+    cropped_channels = [channel[box] for channel in channels]
+    bias_correction = settings.get("bias_correction")
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}")
+    if bias_correction == "n4":
+        cropped_channels = [n4_corrected(c, mask[box], geometry.spacing) for c in cropped_channels]
+    image = np.stack([zscore(channel, mask[box]) for channel in cropped_channels])
     cropped_origin = tuple(geometry.index_to_world(np.array([[b.start for b in box]]))[0].tolist())
     cropped = Geometry(geometry.spacing, cropped_origin, geometry.direction)
     label_array = None if labels is None else resample(labels, geometry, shape, linear=False).array[box]

@@ -1,0 +1,73 @@
+"""N4 bias correction in preprocessing: coil shading divided out before the z-score, in training and use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_bundle
+from WMHSegmenterLib.engine.bundle import ModelBundle
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.preprocessing import n4_corrected, prepare_case
+from WMHSegmenterLib.engine.volume import Geometry, Volume
+
+SPACING_XYZ = (2.0, 2.0, 2.0)
+
+
+def two_tissue_brain() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ellipsoid 'brain' of grey (70) around white matter (100), with mild texture; and its shading.
+
+    The shading brightens one end by 1.5 times the other, as a receive coil near the back of the head.
+    """
+    z, y, x = np.meshgrid(*(np.linspace(-1, 1, n) for n in (40, 48, 44)), indexing="ij")
+    radius = np.sqrt((z / 0.85) ** 2 + (y / 0.9) ** 2 + (x / 0.85) ** 2)
+    brain = radius < 1.0
+    white = radius < 0.6
+    texture = np.random.default_rng(0).normal(0, 2.0, brain.shape)
+    tissue = np.where(white, 100.0, 70.0) + texture
+    plain = np.where(brain, tissue, 0.0).astype(np.float32)
+    shading = np.exp(np.log(1.5) * (y + 1) / 2).astype(np.float32)
+    return plain, shading, white
+
+
+def test_n4_divides_out_a_smooth_field_and_keeps_the_tissue_contrast():
+    plain, shading, white = two_tissue_brain()
+    brain = plain > 0
+    grey = brain & ~white
+    corrected = n4_corrected(plain * shading, brain, SPACING_XYZ)
+
+    def spread(image, tissue):
+        return image[tissue].std() / image[tissue].mean()
+
+    for tissue in (white, grey):
+        assert spread(corrected, tissue) < 0.5 * spread(plain * shading, tissue)
+    contrast = corrected[white].mean() / corrected[grey].mean()
+    assert contrast == pytest.approx(100 / 70, rel=0.05)
+    assert (corrected[~brain] == 0).all()
+
+
+def test_a_shaded_scan_is_prepared_like_the_unshaded_one_only_with_n4():
+    plain, shading, _ = two_tissue_brain()
+    geometry = Geometry.identity(spacing=SPACING_XYZ)
+    settings = {"spacing_xyz_mm": list(SPACING_XYZ), "crop_margin_mm": 4}
+
+    def prepared(image, correction):
+        case = prepare_case(
+            {"flair": Volume(image, geometry)}, ["flair"], {**settings, "bias_correction": correction}
+        )
+        return case.image[0][case.region]
+
+    reference = prepared(plain, None)
+    assert np.abs(prepared(plain * shading, None) - reference).mean() > 0.3
+    assert np.abs(prepared(plain * shading, "n4") - reference).mean() < 0.05
+
+
+def test_a_bundle_naming_an_unknown_bias_correction_is_refused(tmp_path):
+    folder = make_bundle(tmp_path / "brats", "brats").folder
+    meta = json.loads((folder / "model.json").read_text())
+    meta["preprocessing"]["bias_correction"] = "n3"
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="model.json: preprocessing.bias_correction must be one of"):
+        ModelBundle(folder)
