@@ -165,10 +165,11 @@ def bias_field_on_raw_intensities(
     own field: ``per_channel`` draws one per channel instead of one for all.
     """
     inside = (tensor != 0).any(dim=0)
-    shared = None if per_channel else polynomial_bias_field(tuple(tensor.shape[1:]), coefficient)
+    field = None
     channels = []
     for channel in tensor.float():
-        field = shared if shared is not None else polynomial_bias_field(tuple(channel.shape), coefficient)
+        if field is None or per_channel:
+            field = polynomial_bias_field(tuple(channel.shape), coefficient)
         offset = torch.empty(()).uniform_(*mean_over_std)
         channels.append(torch.where(inside, (channel + offset) * field - offset, channel))
     return torch.stack(channels)
