@@ -140,7 +140,7 @@ def zscore(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return normalized.astype(np.float32, copy=False)
 
 
-def n4_corrected(channel: np.ndarray, mask: np.ndarray, spacing_xyz) -> np.ndarray:
+def n4_corrected(channel: np.ndarray, mask: np.ndarray, spacing_xyz: Sequence[float]) -> np.ndarray:
     """The channel divided by N4's estimate of its bias field (Tustison et al., IEEE TMI 2010).
 
     Receive-coil shading can make normal cortex as bright as edema; the network never sees it if
@@ -186,6 +186,9 @@ def prepare_case(
     resampled alongside) so its patches come from exactly the images the predictor would build.
     ``within_brain``: crop and z-score inside :func:`brain_mask` rather than the head, and blank the rest.
     """
+    bias_correction = settings.get("bias_correction")
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}")
     sources = sources or {name: name for name in input_names}
     reference = inputs[input_names[0]]
     for name in input_names[1:]:
@@ -200,14 +203,12 @@ def prepare_case(
     mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
+    cropped_mask = mask[box]
     cropped_channels = [channel[box] for channel in channels]
-    bias_correction = settings.get("bias_correction")
-    if bias_correction not in BIAS_CORRECTIONS:
-        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}")
     if bias_correction == "n4":
-        cropped_channels = [n4_corrected(c, mask[box], geometry.spacing) for c in cropped_channels]
-    image = np.stack([zscore(channel, mask[box]) for channel in cropped_channels])
+        cropped_channels = [n4_corrected(c, cropped_mask, geometry.spacing) for c in cropped_channels]
+    image = np.stack([zscore(channel, cropped_mask) for channel in cropped_channels])
     cropped_origin = tuple(geometry.index_to_world(np.array([[b.start for b in box]]))[0].tolist())
     cropped = Geometry(geometry.spacing, cropped_origin, geometry.direction)
     label_array = None if labels is None else resample(labels, geometry, shape, linear=False).array[box]
-    return PreparedCase(image, cropped, label_array, mask[box])
+    return PreparedCase(image, cropped, label_array, cropped_mask)
