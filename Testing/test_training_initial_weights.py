@@ -73,6 +73,29 @@ def test_a_run_from_scratch_records_no_starting_model(tmp_path):
     assert "Started from the weights" not in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
 
 
+def test_a_run_from_a_bundle_says_which_preprocessing_settings_it_changes(tmp_path, capsys):
+    data = make_folder_dataset(tmp_path / "data", cases=3)
+    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs", training={"epochs": 1})
+    assert train(config, tmp_path / "first") == 0
+    first = tmp_path / "models" / "first"
+    assert export(tmp_path / "first", first, "first") == 0
+    start = ["--set", f"training.initial_weights={first}"]
+
+    capsys.readouterr()
+    assert train(config, tmp_path / "same", *start) == 0
+    assert "other preprocessing" not in capsys.readouterr().out
+
+    assert train(config, tmp_path / "wider", *start, "--set", "preprocessing.crop_margin_mm=4") == 0
+    out = capsys.readouterr().out
+    assert "starting from first 1.0.0, trained with other preprocessing: crop_margin_mm: 2 -> 4" in out
+    assert (
+        load_checkpoint(tmp_path / "wider" / "checkpoints" / "last.pt")["config"]["preprocessing"][
+            "crop_margin_mm"
+        ]
+        == 4
+    )
+
+
 @pytest.mark.parametrize(
     ("bundle_task", "features", "tamper", "message"),
     [

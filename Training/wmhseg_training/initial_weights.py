@@ -44,6 +44,20 @@ def initial_bundle(config: Mapping[str, Any]) -> ModelBundle | None:
     return bundle
 
 
+def preprocessing_changes(bundle: ModelBundle, config: Mapping[str, Any]) -> list[str]:
+    """Each preprocessing setting the run changes from the bundle's, as "key: bundle's -> run's".
+
+    Moving trained weights onto other preprocessing (bias-corrected images, say) is a legitimate
+    experiment, so it is reported rather than refused: the run uses its config's settings either way.
+    """
+    trained, run = bundle.preprocessing, config["preprocessing"]
+    return [
+        f"{key}: {trained.get(key)!r} -> {run.get(key)!r}"
+        for key in sorted(trained.keys() | run.keys())
+        if trained.get(key) != run.get(key)
+    ]
+
+
 def load_initial_weights(network: UNet3D, bundle: ModelBundle) -> None:
     """Copy the bundle's checked weights into ``network``; every layer but the training-only heads."""
     trained = bundle.load_network("cpu").state_dict()

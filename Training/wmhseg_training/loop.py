@@ -42,7 +42,12 @@ from .checkpoints import (
 )
 from .config import DEFAULTS, REPOSITORY_ROOT, check_config, differences, dump_config, loss_terms, merge
 from .datasets import CaseFiles, check_case_files, find_cases
-from .initial_weights import initial_bundle, initial_weights_record, load_initial_weights
+from .initial_weights import (
+    initial_bundle,
+    initial_weights_record,
+    load_initial_weights,
+    preprocessing_changes,
+)
 from .losses import SegmentationLoss
 from .metadata import input_names, input_specs, network_config
 from .provenance import code_version, hardware
@@ -203,6 +208,9 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
     training = config["training"]
     state = _checkpoint_to_resume(config, paths, resume)
     initial = initial_bundle(config) if state is None else None  # a resumed run has its weights
+    if initial is not None and (changes := preprocessing_changes(initial, config)):
+        changed = "; ".join(changes)
+        say(f"starting from {initial.id} {initial.version}, trained with other preprocessing: {changed}")
     training_cases, validation_cases = _prepare_data(config, paths, context, say)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
