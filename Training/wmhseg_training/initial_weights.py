@@ -15,6 +15,7 @@ from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
 
+from .config import differences
 from .metadata import input_names, network_config
 
 #: Layers a bundle does not carry: they help training only and are dropped on export.
@@ -51,11 +52,7 @@ def preprocessing_changes(bundle: ModelBundle, config: Mapping[str, Any]) -> lis
     experiment, so it is reported rather than refused: the run uses its config's settings either way.
     """
     trained, run = bundle.preprocessing, config["preprocessing"]
-    return [
-        f"{key}: {trained.get(key)!r} -> {run.get(key)!r}"
-        for key in sorted(trained.keys() | run.keys())
-        if trained.get(key) != run.get(key)
-    ]
+    return [f"{key}: {trained.get(key)!r} -> {run.get(key)!r}" for key in differences(trained, run)]
 
 
 def load_initial_weights(network: UNet3D, bundle: ModelBundle) -> None:
