@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import numpy as np
 import pytest
 import torch
-from test_training_helpers import head_and_lesions, make_folder_dataset, tiny_config
+from test_training_helpers import head_and_lesions, make_folder_dataset, tiny_config, write_image
 
 from wmhseg_training.augmentation import Augmentation, bias_field_on_raw_intensities
 from wmhseg_training.cache import load_or_build
@@ -68,8 +69,7 @@ def test_cache_holds_exactly_what_the_predictor_prepares_and_is_reused(tmp_path,
     )
     assert built[2:] == [False, False]  # second epoch / second run: no NIfTI read
 
-    stat = case.images["flair"].stat()
-    os.utime(case.images["flair"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    brighter_flair(case.images["flair"])
     load_or_build(
         folder_cases,
         tmp_path / "cache",
@@ -86,6 +86,33 @@ def test_cache_holds_exactly_what_the_predictor_prepares_and_is_reused(tmp_path,
     assert len(list((tmp_path / "cache").iterdir())) == 4  # other settings: entries beside, for other runs
 
 
+def brighter_flair(path):
+    """Rewrites a case's FLAIR with other voxel values: the same file, changed content."""
+    volume = read_volume(path)
+    write_image(volume.array * 1.5, path, spacing=volume.geometry.spacing)
+
+
+def test_a_data_set_copied_elsewhere_reuses_its_cache_entries(tmp_path, folder_cases):
+    load_or_build(folder_cases, tmp_path / "cache", "wmh", ["flair"], PREPROCESSING)
+    root = folder_cases[0].images["flair"].parent.parent
+    copy = tmp_path / "copied"
+    shutil.copytree(root, copy)  # new paths; copytree keeps modification times, so set new ones too
+    later = time.time() + 3600
+    for path in copy.rglob("*.nii.gz"):
+        os.utime(path, (later, later))
+    data = {"root": str(copy), "layout": "folder", "label_file": "lesions", "image_files": None}
+    built = []
+    load_or_build(
+        find_cases(data, "wmh", ["flair"]),
+        tmp_path / "cache",
+        "wmh",
+        ["flair"],
+        PREPROCESSING,
+        on_case=lambda i, b: built.append(b),
+    )
+    assert built == [False, False]
+
+
 def test_a_build_in_progress_elsewhere_is_left_alone_and_a_killed_ones_leftover_removed(
     tmp_path, folder_cases
 ):
@@ -99,8 +126,7 @@ def test_a_build_in_progress_elsewhere_is_left_alone_and_a_killed_ones_leftover_
         (folder / "image.npy").write_bytes(b"half written")
     two_hours_ago = time.time() - 7200
     os.utime(killed_run, (two_hours_ago, two_hours_ago))
-    stat = folder_cases[0].images["flair"].stat()
-    os.utime(folder_cases[0].images["flair"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    brighter_flair(folder_cases[0].images["flair"])
     load_or_build(folder_cases[:1], cache, "wmh", ["flair"], PREPROCESSING)
     assert (other_run / "image.npy").is_file()
     assert not killed_run.exists()

@@ -2,9 +2,11 @@
 
 A case is preprocessed by the engine's ``prepare_case``, the very function the predictor calls, so the
 network trains on exactly the images it will see in use. An entry's folder name carries a hash of
-everything that could change its content (the files' sizes and modification times, the preprocessing
-settings, the engine's preprocessing code); a stale entry (same settings, changed files or code) is
-never read, only replaced, while entries of other settings stay for the runs that use them. Entries
+everything that could change its content (the files' bytes, the preprocessing settings, the engine's
+preprocessing code); a stale entry (same settings, changed files or code) is never read, only replaced,
+while entries of other settings stay for the runs that use them. Keying on the bytes rather than on
+paths and modification times keeps the cache valid for a data set that is copied, moved or restored
+(hashing the 14 BraTS cases, 120 MB, takes 0.2 s; preprocessing them with N4 takes minutes). Entries
 are built in a temporary folder and renamed into place, so a killed run leaves no half-written entry,
 and runs started side by side may build the same entry at once.
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
 from WMHSegmenterLib.engine import resampling as engine_resampling
+from WMHSegmenterLib.engine.bundle import sha256_of
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.preprocessing import prepare_case
 from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume
@@ -105,11 +108,10 @@ def cache_key(
     head_draw: int | None = None,
 ) -> str:
     files = [case.images[name] for name in input_names] + [case.label]
-    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     content = {
         "format": CACHE_FORMAT,
         **_settings(task, input_names, preprocessing, head_draw),
-        "files": stamp,
+        "files": [sha256_of(path) for path in files],
         "code": code,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
