@@ -48,6 +48,27 @@ def test_n4_divides_out_a_smooth_field_and_keeps_the_tissue_contrast():
     assert (corrected[~brain] == 0).all()
 
 
+def test_trimmed_n4_keeps_a_large_bright_tumours_contrast_that_n4_dims():
+    plain, shading, white = two_tissue_brain()
+    brain = plain > 0
+    z, y, x = np.meshgrid(*(np.linspace(-1, 1, n) for n in plain.shape), indexing="ij")
+    distance = np.sqrt(z**2 + (y - 0.35) ** 2 + (x - 0.3) ** 2)
+    tumour = brain & (distance < 0.5)
+    # edema brightest at its centre, fading into the brain: as smooth as the fields N4 models
+    with_tumour = np.where(tumour, plain * (1 + 1.2 * (1 - distance / 0.5)), plain).astype(np.float32)
+    rest = brain & ~tumour
+
+    def tumour_contrast(image):
+        return image[tumour].mean() / image[rest].mean()
+
+    true_contrast = tumour_contrast(with_tumour)
+    n4 = n4_corrected(with_tumour * shading, brain, SPACING_XYZ)
+    trimmed = n4_corrected(with_tumour * shading, brain, SPACING_XYZ, fit_below_percentile=85)
+    assert abs(tumour_contrast(trimmed) - true_contrast) < 0.5 * abs(tumour_contrast(n4) - true_contrast)
+    grey = rest & ~white
+    assert trimmed[grey].std() < 0.5 * (with_tumour * shading)[grey].std()
+
+
 def test_a_shaded_scan_is_prepared_like_the_unshaded_one_only_with_n4():
     plain, shading, _ = two_tissue_brain()
     geometry = Geometry.identity(spacing=SPACING_XYZ)
@@ -62,6 +83,7 @@ def test_a_shaded_scan_is_prepared_like_the_unshaded_one_only_with_n4():
     reference = prepared(plain, None)
     assert np.abs(prepared(plain * shading, None) - reference).mean() > 0.3
     assert np.abs(prepared(plain * shading, "n4") - reference).mean() < 0.05
+    assert np.abs(prepared(plain * shading, "n4_trimmed") - reference).mean() < 0.05
 
 
 def test_a_bundle_naming_an_unknown_bias_correction_is_refused(tmp_path):

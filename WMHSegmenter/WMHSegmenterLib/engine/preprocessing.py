@@ -33,9 +33,12 @@ BRAIN_GRID_MM = 2.0
 #: A value that fills at least this share of a scan, among its darkest 5 %, is its air stored as a constant.
 AIR_FILL_SHARE = 0.01
 #: Bias corrections a bundle's preprocessing may name.
-BIAS_CORRECTIONS = (None, "n4")
+BIAS_CORRECTIONS = (None, "n4", "n4_trimmed")
 #: N4 estimates its smooth field on a grid this coarse (mm), then evaluates it on the working grid.
 N4_GRID_MM = 4.0
+#: ``n4_trimmed`` fits the field to the voxels below this percentile of the mask only: a large bright
+#: tumour otherwise looks like shading and is dimmed with it (brats-glioma card, 0.5.5 section).
+N4_TRIMMED_PERCENTILE = 85.0
 
 
 def background_level(array: np.ndarray) -> float:
@@ -140,14 +143,21 @@ def zscore(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return normalized.astype(np.float32, copy=False)
 
 
-def n4_corrected(channel: np.ndarray, mask: np.ndarray, spacing_xyz: Sequence[float]) -> np.ndarray:
+def n4_corrected(
+    channel: np.ndarray,
+    mask: np.ndarray,
+    spacing_xyz: Sequence[float],
+    fit_below_percentile: float | None = None,
+) -> np.ndarray:
     """The channel divided by N4's estimate of its bias field (Tustison et al., IEEE TMI 2010).
 
     Receive-coil shading can make normal cortex as bright as edema; the network never sees it if
     training and inference divide it out alike. Voxels outside ``mask`` (or not above 0) only receive
-    the field, they do not shape it.
+    the field, they do not shape it; with ``fit_below_percentile``, neither do the mask's brightest.
     """
     fit_mask = mask & (channel > 0)
+    if fit_below_percentile is not None and fit_mask.any():
+        fit_mask &= channel < np.percentile(channel[fit_mask], fit_below_percentile)
     if not fit_mask.any():
         return channel
     image = sitk.GetImageFromArray(channel.astype(np.float32, copy=False))
@@ -205,8 +215,9 @@ def prepare_case(
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])
     cropped_mask = mask[box]
     cropped_channels = [channel[box] for channel in channels]
-    if bias_correction == "n4":
-        cropped_channels = [n4_corrected(c, cropped_mask, geometry.spacing) for c in cropped_channels]
+    if bias_correction is not None:
+        trim = N4_TRIMMED_PERCENTILE if bias_correction == "n4_trimmed" else None
+        cropped_channels = [n4_corrected(c, cropped_mask, geometry.spacing, trim) for c in cropped_channels]
     image = np.stack([zscore(channel, cropped_mask) for channel in cropped_channels])
     cropped_origin = tuple(geometry.index_to_world(np.array([[b.start for b in box]]))[0].tolist())
     cropped = Geometry(geometry.spacing, cropped_origin, geometry.direction)
