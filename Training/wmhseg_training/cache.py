@@ -99,19 +99,24 @@ def preprocessing_code_digest(drawn_head: bool = False) -> str:
     return digest.hexdigest()
 
 
+def file_digests(case: CaseFiles, input_names: Sequence[str]) -> list[str]:
+    """The sha256 of each file an entry of ``case`` is built from: its inputs in order, then its label."""
+    return [sha256_of(path) for path in [*(case.images[name] for name in input_names), case.label]]
+
+
 def cache_key(
-    case: CaseFiles,
+    files: Sequence[str],
     task: str,
     input_names: Sequence[str],
     preprocessing: Mapping[str, Any],
     code: str,
     head_draw: int | None = None,
 ) -> str:
-    files = [case.images[name] for name in input_names] + [case.label]
+    """``files``: the case's :func:`file_digests`, hashed once for the case and all its drawn heads."""
     content = {
         "format": CACHE_FORMAT,
         **_settings(task, input_names, preprocessing, head_draw),
-        "files": [sha256_of(path) for path in files],
+        "files": list(files),
         "code": code,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -138,9 +143,10 @@ def load_or_build(
     code_with_head = preprocessing_code_digest(drawn_head=True) if head_draws else None
     loaded = []
     for case in cases:
+        files = file_digests(case, input_names)
         for head_draw in [None, *range(head_draws)]:
             digest = code if head_draw is None else code_with_head
-            key = cache_key(case, task, input_names, preprocessing, digest, head_draw)
+            key = cache_key(files, task, input_names, preprocessing, digest, head_draw)
             suffix = "" if head_draw is None else f"+head{head_draw}"
             folder = cache_dir / f"{_safe_name(case.id)}{suffix}-{key}"
             built = not (folder / META_FILE).is_file()
