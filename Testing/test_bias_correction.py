@@ -10,7 +10,7 @@ import pytest
 from conftest import make_bundle
 from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.preprocessing import n4_corrected, prepare_case
+from WMHSegmenterLib.engine.preprocessing import N4_TRIMMED_PERCENTILE, n4_corrected, prepare_case
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 SPACING_XYZ = (2.0, 2.0, 2.0)
@@ -63,7 +63,9 @@ def test_trimmed_n4_keeps_a_large_bright_tumours_contrast_that_n4_dims():
 
     true_contrast = tumour_contrast(with_tumour)
     n4 = n4_corrected(with_tumour * shading, brain, SPACING_XYZ)
-    trimmed = n4_corrected(with_tumour * shading, brain, SPACING_XYZ, fit_below_percentile=85)
+    trimmed = n4_corrected(
+        with_tumour * shading, brain, SPACING_XYZ, fit_below_percentile=N4_TRIMMED_PERCENTILE
+    )
     assert abs(tumour_contrast(trimmed) - true_contrast) < 0.5 * abs(tumour_contrast(n4) - true_contrast)
     grey = rest & ~white
     assert trimmed[grey].std() < 0.5 * (with_tumour * shading)[grey].std()
