@@ -3,14 +3,16 @@
 Playwright drives Debian's chromium (never a downloaded browser); the server renders offscreen with
 EGL/Mesa, as on any machine without a GPU or display. One server serves the whole module, as one
 user's session would: refusals first, then load the sample, Segment, see the overlay in the slice
-view's pixels, paint a stroke, save, and check the saved files on the input grid.
-Set WMHSEG_UPDATE_SCREENSHOT=1 to also refresh the README's screenshot (docs/web_screenshot.png).
+view's pixels, paint a stroke, save, and check the saved files on the input grid; last, the shipped WMH
+model on the same sample, scored against its reference. Set WMHSEG_UPDATE_SCREENSHOT=1 to also refresh
+the README's screenshot (docs/web_screenshot.png) from that last run.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,9 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_bundled_models import WMH_DICE_FLOOR, WMH_MODEL
 
 from conftest import make_bundle
-from WMHSegmenterLib.engine.samples import sample_inputs
+from WMHSegmenterLib.engine.bundle import find_bundle
+from WMHSegmenterLib.engine.metrics import evaluate_wmh
+from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_volume, write_volume
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -134,8 +139,6 @@ def test_segment_paint_and_save_in_the_browser(page, server):
     page.wait_for_selector("#wmh-progress", state="detached", timeout=180_000)
     expect_message(page, "Done in")
     wait_for(lambda: overlay_fraction(axial) > 0.01, "the segmentation overlay in the axial view")
-    if os.environ.get("WMHSEG_UPDATE_SCREENSHOT") == "1":
-        save_screenshot(page.screenshot())
 
     page.click("#wmh-save")
     expect_message(page, "Saved patient26_seg.seg.nrrd, patient26_seg.nii.gz")
@@ -160,6 +163,30 @@ def test_segment_paint_and_save_in_the_browser(page, server):
     assert segmentation.GetSize() == flair.shape[::-1]
     np.testing.assert_allclose(segmentation.GetOrigin(), flair.geometry.origin, atol=1e-4)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(segmentation), second.array)
+
+
+def test_the_shipped_wmh_model_finds_the_samples_lesions_in_the_browser(page, server):
+    """The real bundle through the web app's own path (brain mask, refinement, labels back to MRML)."""
+    choose(page, "wmh-model", find_bundle(WMH_MODEL).meta["name"])
+    choose(page, "wmh-case", "Sample: patient26")
+    page.click("#wmh-open")
+    expect_message(page, "Opened patient26")
+    page.click("#wmh-segment")
+    page.wait_for_selector("#wmh-progress", state="detached", timeout=300_000)
+    expect_message(page, "Done in")
+    assert "meaningless" not in page.inner_text("#wmh-message")
+    wait_for(
+        lambda: overlay_fraction(page.locator(".remote-controlled-area").first) > 0,
+        "lesions in the axial view",
+    )
+    if os.environ.get("WMHSEG_UPDATE_SCREENSHOT") == "1":
+        save_screenshot(page.screenshot())
+
+    page.click("#wmh-save")
+    expect_message(page, "Saved")
+    (saved,) = re.findall(r"[\w.]+\.nii\.gz", page.inner_text("#wmh-message"))
+    scores = evaluate_wmh(read_volume(sample_reference("wmh")), read_volume(server[1] / saved))
+    assert scores["dice"] >= WMH_DICE_FLOOR, scores
 
 
 def choose(page: Page, select_id: str, title: str) -> None:
