@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from WMHSegmenterLib.cli.main import main
-from WMHSegmenterLib.engine.bundle import BUNDLED_MODELS, MODELS_ENV, find_bundle
+from WMHSegmenterLib.engine.bundle import BUNDLED_MODELS, MODELS_ENV, find_bundle, list_bundles
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
 from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_volume
@@ -136,3 +136,32 @@ def test_shipped_brats_model_finds_the_tumour_regions_of_the_held_out_sample(cap
     )
     for region, floor in BRATS_DICE_FLOORS.items():
         assert scores[f"{region}_dice"] >= floor, scores
+
+
+def test_demo_segments_each_sample_with_its_shipped_model(capsys, tmp_path):
+    """The README's first command, `make demo`, end to end; ``--overwrite`` replaces an earlier result."""
+    wmh_case, _ = sample_inputs("wmh")
+    (tmp_path / f"{WMH_MODEL}_{wmh_case}_overlay.png").write_bytes(b"an earlier result")
+    assert main(["demo", "--out", str(tmp_path), "--overwrite"]) == 0
+    stdout = capsys.readouterr().out
+    for model, task in ((WMH_MODEL, "wmh"), (BRATS_MODEL, "brats")):
+        case, inputs = sample_inputs(task)
+        mask = read_volume(tmp_path / f"{model}_{case}_mask.nii.gz")
+        assert mask.geometry.matches(read_volume(next(iter(inputs.values()))).geometry)
+        assert (tmp_path / f"{model}_{case}_overlay.png").read_bytes().startswith(b"\x89PNG")
+        statistics = (tmp_path / f"{model}_{case}_stats.csv").read_text()
+        assert statistics in stdout
+        assert sum(float(row.split(",")[3]) for row in statistics.splitlines()[1:]) > 1.0  # ml found
+
+
+def test_demo_refuses_an_earlier_result_before_writing_anything(capsys, tmp_path):
+    """The last model's output exists: the demo must not have written the first model's by then."""
+    *_, last = [bundle for bundle in list_bundles() if bundle.trained]
+    case, _ = sample_inputs(last.task)
+    earlier = tmp_path / f"{last.id}_{case}_stats.csv"
+    earlier.write_text("an earlier result")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and str(earlier) in error and "--overwrite" in error
+    assert [path.name for path in tmp_path.iterdir()] == [earlier.name]
+    assert earlier.read_text() == "an earlier result"

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..engine.bundle import list_bundles, model_search_paths
+from ..engine.device import DEVICE_CHOICES
 from ..engine.samples import sample_inputs
+from . import segment
 from .models import NO_MODEL_MESSAGE
 from .progress import ProgressReporter
-from .segment import CaseOutputs, make_predictor, segment_case
+from .segment import CaseOutputs
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="segment the bundled sample cases with the bundled models")
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the results")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--overwrite", action="store_true")
     parser.set_defaults(func=run)
 
@@ -27,23 +28,26 @@ def run(args) -> int:
         print("The demo needs a trained model, so it has nothing to segment yet.")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    planned = [(bundle, *sample_inputs(bundle.task)) for bundle in trained]
+    outputs = {bundle.id: _outputs(args.out / f"{bundle.id}_{case}") for bundle, case, _ in planned}
+    for case_outputs in outputs.values():
+        segment.check_outputs(case_outputs, args.overwrite)  # every case's, before any work
     reporter = ProgressReporter()
-    for bundle in trained:
-        case, inputs = sample_inputs(bundle.task)
-        stem = args.out / f"{bundle.id}_{case}"
-        outputs = CaseOutputs(
-            Path(f"{stem}_mask.nii.gz"), None, Path(f"{stem}_stats.csv"), Path(f"{stem}_overlay.png")
-        )
-        options = argparse.Namespace(
-            device=args.device,
-            mirror=False,
-            overlap=None,
-            tile_batch=None,
-            labels=None,
-            overwrite=args.overwrite,
+    for bundle, case, inputs in planned:
+        options = segment.options(
+            "--model", bundle.id, "--device", args.device, *(["--overwrite"] if args.overwrite else [])
         )
         reporter.start_case(f"{bundle.id} on {case}")
-        seconds = segment_case(make_predictor(options, bundle), inputs, outputs, options, reporter)
-        print(f"{bundle.id} on {case}: {seconds:.1f} s -> {', '.join(map(str, outputs.paths()))}")
-        print(Path(outputs.statistics).read_text())
+        case_outputs = outputs[bundle.id]
+        seconds = segment.segment_case(
+            segment.make_predictor(options, bundle), inputs, case_outputs, options, reporter
+        )
+        print(f"{bundle.id} on {case}: {seconds:.1f} s -> {', '.join(map(str, case_outputs.paths()))}")
+        print(case_outputs.statistics.read_text())
     return 0
+
+
+def _outputs(stem: Path) -> CaseOutputs:
+    return CaseOutputs(
+        Path(f"{stem}_mask.nii.gz"), None, Path(f"{stem}_stats.csv"), Path(f"{stem}_overlay.png")
+    )

@@ -72,6 +72,14 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def options(*argv: str) -> argparse.Namespace:
+    """`wmhseg segment`'s options as its own parser reads ``argv``, every other one at its default: for
+    commands that segment on a user's behalf (the demo), so they cannot miss an option segment added."""
+    parser = argparse.ArgumentParser(prog="wmhseg")
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["segment", *argv])
+
+
 def run(args) -> int:
     reporter = ProgressReporter(json_lines=args.json_progress, quiet=args.quiet)
     bundle = find_bundle(args.model)
@@ -87,8 +95,7 @@ def run(args) -> int:
     outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay, args.activations)
     if args.activations is not None:
         parse_layers_and_views(args)
-    for path in outputs.paths():
-        check_output_path(path, args.overwrite, extensions=_extensions_for(path, outputs))
+    check_outputs(outputs, args.overwrite)
     predictor = make_predictor(args, bundle)
     predictor.check_input_names(inputs)
     reporter.start_case(_case_name(inputs[bundle.input_names[0]]))
@@ -96,6 +103,12 @@ def run(args) -> int:
     reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
     reporter.message(f"wrote {', '.join(map(str, outputs.paths()))} ({seconds:.1f} s)")
     return 0
+
+
+def check_outputs(outputs: CaseOutputs, overwrite: bool) -> None:
+    """Refuse, before any work, outputs that exist (unless ``overwrite``) or could not be written."""
+    for path in outputs.paths():
+        check_output_path(path, overwrite, extensions=_extensions_for(path, outputs))
 
 
 def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> float:
