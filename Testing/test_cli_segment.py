@@ -317,6 +317,49 @@ def test_output_folder_that_cannot_be_written_is_refused_before_work(
     assert_one_line_error(code, err, problem)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo", "--out", "{folder}"],
+        ["segment", "--model", "test-wmh", "--input-dir", "{cases}", "--output-dir", "{folder}"],
+        [
+            "segment",
+            "--model",
+            "test-wmh",
+            "--flair",
+            "{flair}",
+            "-o",
+            "{cases}/m.nii.gz",
+            "--activations",
+            "{folder}",
+            "--layers",
+            "encoder.0",
+        ],
+        [
+            "activations",
+            "--model",
+            "test-wmh",
+            "--flair",
+            "{flair}",
+            "--layers",
+            "encoder.0",
+            "--out",
+            "{folder}",
+        ],
+    ],
+    ids=["demo", "batch", "segment-activations", "activations"],
+)
+def test_an_output_folder_blocked_by_a_file_is_refused_in_one_line_before_work(
+    models_env, flair, tmp_path, capsys, command
+):
+    blocked = tmp_path / "results"
+    blocked.write_text("a file where the output folder should go")
+    values = {"folder": blocked, "cases": flair.parent, "flair": flair}
+    code, _, err = run_cli(capsys, *(part.format(**values) for part in command))
+    assert_one_line_error(code, err, blocked, "output folder is a file")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([blocked.name, flair.name])
+
+
 def test_batch_segments_every_case_keeps_going_past_a_bad_one_and_exits_2(models_env, tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     for case in ("a", "b"):

@@ -10,7 +10,7 @@ from ..engine.device import DEVICE_CHOICES
 from ..engine.errors import InputError
 from ..engine.montage import activation_montage
 from ..engine.predictor import Predictor, Progress
-from ..engine.volume import check_output_path
+from ..engine.volume import check_output_path, make_output_folder
 from .common import (
     MODALITIES,
     add_activation_options,
@@ -50,6 +50,8 @@ def run(args) -> int:
     layers, views = parse_layers_and_views(args)
     if args.montage is not None:
         check_output_path(args.montage, args.overwrite, extensions=(".png",))
+    if args.out is not None:
+        make_output_folder(args.out)
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
     predictor = Predictor(bundle, device=args.device)
     progress = Progress(ProgressReporter(quiet=args.quiet))

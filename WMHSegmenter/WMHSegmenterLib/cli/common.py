@@ -7,7 +7,7 @@ from pathlib import Path
 from ..engine.activations import on_input_grid
 from ..engine.errors import InputError
 from ..engine.tasks import task_metadata
-from ..engine.volume import write_volume
+from ..engine.volume import make_output_folder, write_volume
 
 MODALITIES = tuple(dict.fromkeys(i["name"] for t in ("wmh", "brats") for i in task_metadata(t)["inputs"]))
 
@@ -46,7 +46,7 @@ def write_activation_maps(
     activations, reference, views, folder: Path, grid: str, overwrite: bool
 ) -> list[Path]:
     """Every requested view of every captured layer, on the input grid or the layer's own grid."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_output_folder(folder)
     written = []
     for name, layer in activations.items():
         for view in views:

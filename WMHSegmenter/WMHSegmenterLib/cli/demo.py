@@ -7,6 +7,7 @@ from pathlib import Path
 from ..engine.bundle import list_bundles, model_search_paths
 from ..engine.device import DEVICE_CHOICES
 from ..engine.samples import sample_inputs
+from ..engine.volume import make_output_folder
 from . import segment
 from .models import NO_MODEL_MESSAGE
 from .progress import ProgressReporter
@@ -27,7 +28,7 @@ def run(args) -> int:
         print(NO_MODEL_MESSAGE.format(paths=", ".join(map(str, model_search_paths()))))
         print("The demo needs a trained model, so it has nothing to segment yet.")
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(args.out)
     planned = [(bundle, *sample_inputs(bundle.task)) for bundle in trained]
     outputs = {bundle.id: _outputs(args.out / f"{bundle.id}_{case}") for bundle, case, _ in planned}
     for case_outputs in outputs.values():

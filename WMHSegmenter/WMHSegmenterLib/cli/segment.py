@@ -16,7 +16,7 @@ from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
 from ..engine.quantify import label_statistics, write_statistics_csv
-from ..engine.volume import WRITABLE_EXTENSIONS, check_output_path, write_volume
+from ..engine.volume import WRITABLE_EXTENSIONS, check_output_path, make_output_folder, write_volume
 from .common import (
     MODALITIES,
     add_activation_options,
@@ -36,7 +36,7 @@ class CaseOutputs:
     activations: Path | None = None  # a folder
 
     def paths(self) -> list[Path]:
-        """The files to check before work starts (the activations folder is created on demand)."""
+        """The files to check before work starts (the activations folder is made by ``check_outputs``)."""
         return [p for p in (self.mask, self.probabilities, self.statistics, self.overlay) if p is not None]
 
 
@@ -109,6 +109,8 @@ def check_outputs(outputs: CaseOutputs, overwrite: bool) -> None:
     """Refuse, before any work, outputs that exist (unless ``overwrite``) or could not be written."""
     for path in outputs.paths():
         check_output_path(path, overwrite, extensions=_extensions_for(path, outputs))
+    if outputs.activations is not None:
+        make_output_folder(outputs.activations)
 
 
 def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> float:
@@ -161,7 +163,7 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
         raise InputError("batch mode needs --output-dir")
     if not args.input_dir.is_dir():
         raise InputError("input folder not found", args.input_dir)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(args.output_dir)
     cases = find_cases(args.input_dir, bundle)
     if not cases:
         patterns = ", ".join(bundle.inputs[0].patterns)

@@ -182,6 +182,21 @@ def check_output_path(
         raise InputError("output folder is not writable", folder)
 
 
+def make_output_folder(path: str | Path) -> Path:
+    """The folder outputs go to, created with its parents, or refused in one line (a file in the way,
+    no permission) before any work is done."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("output folder is a file", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"output folder cannot be created ({error.strerror})", folder) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("output folder is not writable", folder)
+    return folder
+
+
 def _publish(temporary: Path, path: Path, overwrite: bool) -> None:
     if overwrite:
         os.replace(temporary, path)
