@@ -136,3 +136,15 @@ def test_a_bundle_recording_a_setting_this_version_no_longer_knows_is_reissued_w
     code = main(["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"])
     assert code == 0, capsys.readouterr().err
     assert ModelBundle(out).meta["validation"]["metrics"] == meta["validation"]["metrics"]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_reissue_onto_a_file_is_refused_in_one_line_and_keeps_the_file(tmp_path, capsys, overwrite):
+    out = tmp_path / "notes.txt"
+    out.write_text("not a bundle")
+    code = main(
+        ["reissue", str(find_bundle("wmh-flair").folder), "--out", str(out), "--version", "1.0.0", *overwrite]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and len(error.splitlines()) == 1 and str(out) in error
+    assert out.read_text() == "not a bundle"

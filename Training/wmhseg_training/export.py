@@ -18,6 +18,7 @@ from typing import Any
 from WMHSegmenterLib.engine.bundle import ModelBundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
+from WMHSegmenterLib.engine.volume import make_output_folder
 
 from .checkpoints import load_checkpoint
 from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge, resolve_paths
@@ -146,14 +147,17 @@ def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _refuse_to_replace(out: Path, overwrite: bool) -> None:
-    """Checked before any work, so a refused export or reissue fails at once."""
+    """Checked before any work, so a refused export or reissue fails at once. A file is never
+    replaced by a bundle folder, even with ``overwrite``: it is not an earlier bundle."""
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file, not a bundle folder", out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    make_output_folder(out.parent)
 
 
 def _write_bundle(network, meta: dict[str, Any], out: Path, card: str) -> ModelBundle:
     """Into a temporary folder renamed into place: a half-written bundle never appears."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         save_bundle(network, meta, temporary, card)
