@@ -296,6 +296,22 @@ def test_two_torchrun_processes_hold_identical_parameters_after_a_step(tmp_path)
     assert any(not torch.equal(rank0[n], initial[n]) for n in initial)  # a step was taken
 
 
+@pytest.mark.parametrize("blocked", ["run folder", "cache folder"])
+def test_a_file_where_a_run_writes_its_folder_is_refused_in_one_line(tmp_path, capsys, blocked):
+    data = make_folder_dataset(tmp_path / "data")
+    in_the_way = tmp_path / "in the way"
+    in_the_way.write_text("a user's file")
+    run_dir = in_the_way if blocked == "run folder" else tmp_path / "run"
+    cache = {"output": {"runs_dir": str(tmp_path / "runs"), "cache_dir": str(in_the_way)}}
+    config = tiny_config(
+        tmp_path / "c.yaml", data, tmp_path / "runs", **(cache if blocked == "cache folder" else {})
+    )
+    assert train_cli(config, run_dir) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and str(in_the_way) in error and "is a file" in error
+    assert in_the_way.read_text() == "a user's file"
+
+
 def test_checkpoints_refuse_pickled_objects(tmp_path):
     malicious = tmp_path / "last.pt"
 

@@ -36,7 +36,7 @@ from WMHSegmenterLib.engine import resampling as engine_resampling
 from WMHSegmenterLib.engine.bundle import sha256_of
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.preprocessing import prepare_case
-from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume
+from WMHSegmenterLib.engine.volume import Volume, make_output_folder, read_image, read_volume
 
 from .datasets import CaseFiles, checked_labels
 
@@ -138,7 +138,7 @@ def load_or_build(
     ``on_case(case_id, built)`` reports progress. With ``build=False`` (ranks other than 0, which
     wait for rank 0 to fill the cache) a missing entry is an error.
     """
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(cache_dir)
     code = preprocessing_code_digest()
     code_with_head = preprocessing_code_digest(drawn_head=True) if head_draws else None
     loaded = []

@@ -26,7 +26,7 @@ from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.device import mixed_precision_dtype
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.unet import UNet3D
-from WMHSegmenterLib.engine.volume import publish_file
+from WMHSegmenterLib.engine.volume import make_output_folder, publish_file
 
 from . import distributed, logs
 from .augmentation import Augmentation, context_voxels
@@ -317,7 +317,7 @@ def _prepare_data(config, paths: dict[str, Path], context, say) -> tuple[list[Ca
     validation_cases = [c for c in cases if c.id in set(validation_ids)][: config["validation"]["max_cases"]]
     say(f"{len(cases)} cases: {len(training_ids)} training, {len(validation_cases)} validation")
     if context.is_main:
-        paths["config"].parent.mkdir(parents=True, exist_ok=True)
+        make_output_folder(paths["config"].parent)
         _write_text(paths["config"], dump_config(config))
         splits = {"fold": data["fold"], "training": training_ids, "validation": validation_ids}
         _write_text(paths["splits"], json.dumps(splits, indent=1) + "\n")
