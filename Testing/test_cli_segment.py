@@ -239,9 +239,11 @@ def test_few_nan_voxels_are_zeroed_with_a_warning_and_segmented(models_env, tmp_
     [
         (["--t1", "FLAIR"], "does not take --t1"),
         (["--device", "cuda"], "'cuda' was requested but is not available"),
+        (["--tile-batch", "0"], "tile batch must be at least 1, got 0"),
+        (["--overlap", "1"], "overlap must be in [0, 1), got 1.0"),
     ],
 )
-def test_wrong_modality_or_unavailable_device_is_refused(models_env, flair, tmp_path, capsys, extra, problem):
+def test_wrong_modality_device_or_tiling_is_refused(models_env, flair, tmp_path, capsys, extra, problem):
     if "cuda" in extra:
         import torch
 

@@ -85,8 +85,6 @@ def run(args) -> int:
     bundle = find_bundle(args.model)
     if args.labels and bundle.task != "brats":
         raise InputError(f"--labels applies to brain-tumor models, not {bundle.id}")
-    if args.overlap is not None and not 0 <= args.overlap < 1:
-        raise InputError(f"--overlap must be in [0, 1), got {args.overlap}")
     if args.input_dir is not None:
         return run_batch(args, bundle, reporter)
     if args.output is None:

@@ -80,19 +80,23 @@ class Predictor:
         import torch
 
         self.bundle = bundle
-        self.device = torch.device(resolve_device(device))
-        self.network = bundle.load_network(str(self.device)) if network is None else network.to(self.device)
-        self.network.eval()
         settings = bundle.inference
         self.patch_size = tuple(settings["patch_size_zyx"])
         self.overlap = float(settings.get("overlap", 0.5) if overlap is None else overlap)
         self.tile_batch = int(settings.get("tile_batch", 1) if tile_batch is None else tile_batch)
+        if not 0 <= self.overlap < 1:
+            raise InputError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.tile_batch < 1:
+            raise InputError(f"tile batch must be at least 1, got {self.tile_batch}")
         use_mirroring = settings.get("mirror", False) if mirror is None else mirror
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.min_island_fraction = island_fraction(settings)
         self.within_brain = bool(settings.get("brain_mask", False))
         self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
+        self.device = torch.device(resolve_device(device))
+        self.network = bundle.load_network(str(self.device)) if network is None else network.to(self.device)
+        self.network.eval()
         use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
         self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
 
