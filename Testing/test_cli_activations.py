@@ -100,3 +100,20 @@ def test_unknown_layer_is_a_one_line_error(models_env, flair, tmp_path, capsys):
         and err.startswith("wmhseg: error: unknown layer(s) encoder.7")
         and len(err.splitlines()) == 1
     )
+
+
+@pytest.mark.parametrize("index", [-1, 10_000])
+def test_a_montage_slice_outside_the_image_is_refused_before_the_prediction(
+    models_env, flair, tmp_path, capsys, index
+):
+    montage = tmp_path / "m.png"
+    code = main(
+        ["activations", "--model", "test-wmh", "--flair", str(flair), "--layers", "encoder.0"]
+        + ["--montage", str(montage), "--slice", str(index)]
+    )
+    err = capsys.readouterr().err
+    slices = read_volume(flair).shape[0]
+    assert code == 2 and err.strip() == (
+        f"wmhseg: error: {flair}: --slice must be 0..{slices - 1}, the image's slices, got {index}"
+    )
+    assert not montage.exists()

@@ -56,6 +56,10 @@ def run(args) -> int:
     predictor = Predictor(bundle, device=args.device)
     progress = Progress(ProgressReporter(quiet=args.quiet))
     volumes = predictor.read_inputs(inputs, progress)
+    slices = volumes[bundle.input_names[0]].shape[0]
+    if args.montage is not None and args.slice is not None and not 0 <= args.slice < slices:
+        first = inputs[bundle.input_names[0]]
+        raise InputError(f"--slice must be 0..{slices - 1}, the image's slices, got {args.slice}", first)
     recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
