@@ -48,6 +48,10 @@ def test_convention_is_detected_from_the_enhancing_label():
     assert detect_convention(np.array([0, 1, 2])) is None  # no ET: both conventions read it the same
     with pytest.raises(InputError, match="both label 3 and label 4"):
         detect_convention(np.array([0, 3, 4]), source="mixed.nii.gz")
+    with pytest.raises(
+        InputError, match=r"^flair\.nii\.gz: not a BraTS label map: holds values 5, 6, 7, 8, \.\.\."
+    ):
+        detect_convention(np.arange(300), source="flair.nii.gz")  # an image, not labels
 
 
 def test_region_masks_read_both_conventions_alike():
@@ -62,7 +66,7 @@ def test_region_masks_read_both_conventions_alike():
 def test_reading_a_file_in_the_wrong_convention_is_an_input_error():
     with pytest.raises(InputError, match=r"seg\.nii\.gz: labels \[3\] are not brats2018 labels"):
         region_masks(np.array([0, 1, 3]), BRATS2018, source="seg.nii.gz")
-    with pytest.raises(InputError, match=r"labels \[5\]"):
+    with pytest.raises(InputError, match=r"not a BraTS label map: holds value\(s\) 5 "):
         region_masks(np.array([0, 1, 5]))
 
 

@@ -199,3 +199,19 @@ def test_prediction_off_the_reference_grid_is_an_input_error_naming_the_predicti
         evaluate_wmh(reference, volume(mask((1, 2, 2)), spacing=(1.0, 1.0, 2.0)), source="pred.nii.gz")
     with pytest.raises(InputError, match="size 12x6x4 differs from the reference's 12x6x3"):
         evaluate_wmh(reference, volume(np.zeros((4, 6, 12), np.uint8)), source="pred.nii.gz")
+
+
+@pytest.mark.parametrize(
+    "stray,listed",
+    [
+        (255, r"value\(s\) 255 "),
+        (np.arange(6, 18).reshape(1, 1, 12), r"values 6, 7, 8, 9, \.\.\. \(12 in all\)"),
+    ],
+    ids=["0-255 mask", "an image"],
+)
+def test_a_reference_that_is_not_a_wmh_label_map_is_refused_by_name(stray, listed):
+    """Read as labels, both would be an empty reference: every score would be nonsense, silently."""
+    reference = mask((1, 2, 2), value=1)
+    reference[0] = stray
+    with pytest.raises(InputError, match=rf"^ref\.nii\.gz: not a WMH reference: holds {listed}"):
+        evaluate_wmh(volume(reference), volume(mask((1, 2, 2))), reference_source="ref.nii.gz")

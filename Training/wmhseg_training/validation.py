@@ -91,7 +91,7 @@ def scored_with_bundle_settings(
 
 def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
     if task == "wmh":
-        return evaluate_wmh(reference, prediction)
+        return evaluate_wmh(reference, prediction, reference_source=source)
     metrics = evaluate_brats(reference, prediction, reference_source=source)
     metrics["mean_dice"] = float(np.mean([metrics[f"{r}_dice"] for r in ("wt", "tc", "et")]))
     return metrics

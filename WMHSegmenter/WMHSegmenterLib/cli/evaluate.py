@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("evaluating %s (%d/%d)", case, number, len(pairs))
         reference, prediction = read_volume(reference_path), read_volume(prediction_path)
         if args.task == "wmh":
-            metrics = evaluate_wmh(reference, prediction, source=prediction_path)
+            metrics = evaluate_wmh(
+                reference, prediction, source=prediction_path, reference_source=reference_path
+            )
         else:
             metrics = evaluate_brats(
                 reference,

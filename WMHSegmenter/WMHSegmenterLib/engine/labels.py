@@ -51,12 +51,25 @@ def as_label_array(array: np.ndarray, source: str | Path | None = None) -> np.nd
     return rounded.astype(np.int16)
 
 
+def described_values(values: list, most: int = 4) -> str:
+    """Stray values for a one-line error: the first few, and how many there are in all."""
+    shown = ", ".join(f"{value:g}" for value in values[:most])
+    return f"value(s) {shown}" if len(values) <= most else f"values {shown}, ... ({len(values)} in all)"
+
+
 def detect_convention(labels: np.ndarray, source: str | Path | None = None) -> str | None:
     """The convention a label map was written in, or None when it has no enhancing tumor.
 
     Without enhancing tumor both conventions read the file identically, so None is not an error.
     """
     present = set(np.unique(as_label_array(labels, source)).tolist())
+    unknown = sorted(present - {0, NECROTIC_CORE, EDEMA, *ENHANCING.values()})
+    if unknown:
+        raise InputError(
+            f"not a BraTS label map: holds {described_values(unknown)} "
+            "(its labels are 0, 1, 2 and 4, or 3 for enhancing tumor in BraTS 2023)",
+            source,
+        )
     has_2018, has_2023 = ENHANCING[BRATS2018] in present, ENHANCING[BRATS2023] in present
     if has_2018 and has_2023:
         raise InputError("holds both label 3 and label 4: mixes the BraTS 2023 and 2018 conventions", source)

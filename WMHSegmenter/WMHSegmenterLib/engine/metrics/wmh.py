@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..labels import described_values
 from ..volume import Volume
 from .grid import require_same_grid
 from .overlap import dice, label_lesions
@@ -36,13 +38,19 @@ def wmh_masks(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray
     return reference_mask, prediction_mask
 
 
-def evaluate_wmh(reference: Volume, prediction: Volume, source: str | Path | None = None) -> dict[str, float]:
+def evaluate_wmh(
+    reference: Volume,
+    prediction: Volume,
+    source: str | Path | None = None,
+    reference_source: str | Path | None = None,
+) -> dict[str, float]:
     """Dice, HD95 (mm), AVD (%), lesion recall, precision and F1 of one subject.
 
-    ``prediction`` may be a label map or a probability map (WMH from 0.5). ``source`` names the
-    prediction's file in the error raised when it is not on the reference grid.
+    ``prediction`` may be a label map or a probability map (WMH from 0.5). ``source`` and
+    ``reference_source`` name the files in error messages.
     """
     require_same_grid(reference, prediction, source)
+    require_wmh_labels(reference.array, reference_source)
     truth, predicted = wmh_masks(reference.array, prediction.array)
     recall, precision, f1 = lesion_detection(truth, predicted)
     return {
@@ -53,6 +61,19 @@ def evaluate_wmh(reference: Volume, prediction: Volume, source: str | Path | Non
         "lesion_precision": precision,
         "lesion_f1": f1,
     }
+
+
+def require_wmh_labels(reference: np.ndarray, source: str | Path | None = None) -> None:
+    """Refuse a reference that is not a WMH label map (an image given by mistake, a 0/255 mask): the
+    challenge's definitions would read it as an empty or near-empty reference and score nonsense."""
+    rounded = reference if np.issubdtype(reference.dtype, np.integer) else np.rint(reference)
+    unknown = sorted(set(np.unique(rounded).tolist()) - {0, WMH, OTHER_PATHOLOGY})
+    if unknown:
+        raise InputError(
+            f"not a WMH reference: holds {described_values(unknown)} "
+            "(its labels are 0, 1 for WMH and 2 for other pathology)",
+            source,
+        )
 
 
 def absolute_volume_difference(truth: np.ndarray, predicted: np.ndarray) -> float:
