@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 
@@ -309,6 +310,23 @@ def test_blob_term_is_refused_for_glioma_regions(tmp_path):
     )
     with pytest.raises(InputError, match="the 'blob' term .* is for task wmh only"):
         check_config(load_config(config))
+
+
+@pytest.mark.parametrize(
+    "optimizer,problem",
+    [
+        ({"learning_rate": -1}, "learning_rate must be a positive number, got -1"),
+        ({"learning_rate": "fast"}, "learning_rate must be a positive number, got 'fast'"),
+        ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),
+        ({"name": "sgd", "momentum": -0.9}, "momentum must be a number >= 0, got -0.9"),
+    ],
+)
+def test_an_optimizer_setting_torch_would_reject_is_refused_before_any_work(tmp_path, optimizer, problem):
+    config = tiny_config(tmp_path / "c.yaml", tmp_path, tmp_path)
+    loaded = load_config(config)
+    loaded["training"]["optimizer"].update(optimizer)
+    with pytest.raises(InputError, match=rf"^training\.optimizer\.{re.escape(problem)}$"):
+        check_config(loaded)
 
 
 def test_brats_regions_are_nested_sigmoid_targets_and_loss_prefers_truth():

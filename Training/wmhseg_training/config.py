@@ -226,6 +226,16 @@ def check_config(config: Mapping[str, Any]) -> None:
     _require(
         training["optimizer"]["name"] in OPTIMIZERS, f"training.optimizer.name must be one of {OPTIMIZERS}"
     )
+    optimizer = training["optimizer"]
+    _require(
+        _is_number(optimizer["learning_rate"]) and optimizer["learning_rate"] > 0,
+        f"training.optimizer.learning_rate must be a positive number, got {optimizer['learning_rate']!r}",
+    )
+    for key in ("weight_decay", "momentum"):
+        _require(
+            key not in optimizer or (_is_number(optimizer[key]) and optimizer[key] >= 0),
+            f"training.optimizer.{key} must be a number >= 0, got {optimizer.get(key)!r}",
+        )
     _require(training["schedule"]["name"] in SCHEDULES, f"training.schedule.name must be one of {SCHEDULES}")
     _require(
         _is_int(config["validation"]["every_epochs"]) and config["validation"]["every_epochs"] >= 1,
