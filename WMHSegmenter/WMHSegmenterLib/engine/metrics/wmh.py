@@ -32,10 +32,14 @@ def wmh_masks(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray
     Reference values are rounded before comparing, so float and integer files give the same masks
     (the challenge thresholds at 0.5-1.5 and 1.5-2.5). Prediction voxels on label 2 are zeroed.
     """
-    rounded = reference if np.issubdtype(reference.dtype, np.integer) else np.rint(reference)
+    rounded = _rounded(reference)
     reference_mask = rounded == WMH
     prediction_mask = (prediction >= PREDICTION_THRESHOLD) & (rounded != OTHER_PATHOLOGY)
     return reference_mask, prediction_mask
+
+
+def _rounded(reference: np.ndarray) -> np.ndarray:
+    return reference if np.issubdtype(reference.dtype, np.integer) else np.rint(reference)
 
 
 def evaluate_wmh(
@@ -66,8 +70,7 @@ def evaluate_wmh(
 def require_wmh_labels(reference: np.ndarray, source: str | Path | None = None) -> None:
     """Refuse a reference that is not a WMH label map (an image given by mistake, a 0/255 mask): the
     challenge's definitions would read it as an empty or near-empty reference and score nonsense."""
-    rounded = reference if np.issubdtype(reference.dtype, np.integer) else np.rint(reference)
-    unknown = sorted(set(np.unique(rounded).tolist()) - {0, WMH, OTHER_PATHOLOGY})
+    unknown = sorted(set(np.unique(_rounded(reference)).tolist()) - {0, WMH, OTHER_PATHOLOGY})
     if unknown:
         raise InputError(
             f"not a WMH reference: holds {described_values(unknown)} "
