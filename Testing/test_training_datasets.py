@@ -79,7 +79,7 @@ def test_brats_missing_modality_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     ("stray", "message"),
-    [(5, r"unexpected labels \[5\]"), (3, "both label 3 and label 4")],
+    [(5, r"not a BraTS label map: holds value\(s\) 5 "), (3, "both label 3 and label 4")],
 )
 def test_brats_unexpected_labels_stop_before_training(tmp_path, stray, message):
     root = make_brats_dataset(tmp_path / "brats")
@@ -98,7 +98,7 @@ def test_wmh_label_outside_0_1_2_is_refused(tmp_path):
     labels[labels == 1] = 3
     write_image(labels, root / "patient00" / "lesions.nii.gz")
     cases = find_cases(data(root, "folder"), "wmh", ["flair"])
-    with pytest.raises(InputError, match=r"lesions.nii.gz: unexpected labels \[3\]"):
+    with pytest.raises(InputError, match=r"lesions.nii.gz: not a WMH reference: holds value\(s\) 3 "):
         load_or_build(cases, tmp_path / "cache", "wmh", ["flair"], PREPROCESSING)
 
 

@@ -315,8 +315,8 @@ def test_blob_term_is_refused_for_glioma_regions(tmp_path):
 @pytest.mark.parametrize(
     "optimizer,problem",
     [
-        ({"learning_rate": -1}, "learning_rate must be a positive number, got -1"),
-        ({"learning_rate": "fast"}, "learning_rate must be a positive number, got 'fast'"),
+        ({"learning_rate": -1}, "learning_rate must be a number >= 0, got -1"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number >= 0, got 'fast'"),
         ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),
         ({"name": "sgd", "momentum": -0.9}, "momentum must be a number >= 0, got -0.9"),
     ],

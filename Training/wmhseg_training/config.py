@@ -228,8 +228,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     optimizer = training["optimizer"]
     _require(
-        _is_number(optimizer["learning_rate"]) and optimizer["learning_rate"] > 0,
-        f"training.optimizer.learning_rate must be a positive number, got {optimizer['learning_rate']!r}",
+        _is_number(optimizer["learning_rate"]) and optimizer["learning_rate"] >= 0,
+        f"training.optimizer.learning_rate must be a number >= 0, got {optimizer['learning_rate']!r}",
     )
     for key in ("weight_decay", "momentum"):
         _require(

@@ -20,11 +20,11 @@ import SimpleITK as sitk
 from WMHSegmenterLib.engine.cases import image_stem
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.labels import BRATS2018, as_label_array, convert_convention, detect_convention
+from WMHSegmenterLib.engine.metrics.wmh import require_wmh_labels
 from WMHSegmenterLib.engine.volume import READABLE_EXTENSIONS, Geometry
 
 #: WMH challenge references: 2 is "other pathology", excluded from the loss and from scoring.
 WMH_IGNORE_LABEL = 2
-WMH_LABELS = (0, 1, WMH_IGNORE_LABEL)
 
 #: WMH 2017: <site>/<id>/pre/<FILE>.nii.gz and <site>/<id>/wmh.nii.gz.
 WMH2017_FILES = {"flair": "FLAIR", "t1": "T1"}
@@ -201,19 +201,10 @@ def checked_labels(labels: np.ndarray, task: str, source: Path) -> np.ndarray:
     Training keeps one convention so the region targets (WT, TC, ET) are built one way.
     """
     labels = as_label_array(labels, source)
-    present = sorted(int(v) for v in np.unique(labels))
     if task == "wmh":
-        unexpected = [v for v in present if v not in WMH_LABELS]
-        if unexpected:
-            raise InputError(f"unexpected labels {unexpected}: WMH references hold 0, 1 and 2 only", source)
+        require_wmh_labels(labels, source)
         return labels.astype(np.uint8)
-    convention = detect_convention(labels, source) or BRATS2018
-    allowed = {0, 1, 2, 3 if convention != BRATS2018 else 4}
-    unexpected = [v for v in present if v not in allowed]
-    if unexpected:
-        raise InputError(
-            f"unexpected labels {unexpected}: BraTS references hold 0, 1, 2 and 4 (or 3 from 2023)", source
-        )
+    convention = detect_convention(labels, source) or BRATS2018  # refuses values that are not BraTS labels
     return convert_convention(labels, BRATS2018, convention).astype(np.uint8)
 
 
