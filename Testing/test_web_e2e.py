@@ -126,18 +126,12 @@ def test_the_page_refuses_paths_outside_the_data_folder_and_survives_bad_files(p
 
 def test_segment_paint_and_save_in_the_browser(page, server):
     data = server[1]
-    choose(page, "wmh-model", "test-wmh")
-    choose(page, "wmh-case", "Sample: patient26")
-    page.click("#wmh-open")
-    expect_message(page, "Opened patient26")
+    open_sample(page, "test-wmh")
     axial = page.locator(".remote-controlled-area").first  # the large view of the default layout
     page.wait_for_timeout(1500)
     assert overlay_fraction(axial) < 0.001
 
-    page.click("#wmh-segment")
-    page.wait_for_selector("#wmh-progress", state="visible")
-    page.wait_for_selector("#wmh-progress", state="detached", timeout=180_000)
-    expect_message(page, "Done in")
+    segment_open_case(page)
     wait_for(lambda: overlay_fraction(axial) > 0.01, "the segmentation overlay in the axial view")
 
     page.click("#wmh-save")
@@ -167,13 +161,8 @@ def test_segment_paint_and_save_in_the_browser(page, server):
 
 def test_the_shipped_wmh_model_finds_the_samples_lesions_in_the_browser(page, server):
     """The real bundle through the web app's own path (brain mask, refinement, labels back to MRML)."""
-    choose(page, "wmh-model", find_bundle(WMH_MODEL).meta["name"])
-    choose(page, "wmh-case", "Sample: patient26")
-    page.click("#wmh-open")
-    expect_message(page, "Opened patient26")
-    page.click("#wmh-segment")
-    page.wait_for_selector("#wmh-progress", state="detached", timeout=300_000)
-    expect_message(page, "Done in")
+    open_sample(page, find_bundle(WMH_MODEL).meta["name"])
+    segment_open_case(page)
     assert "meaningless" not in page.inner_text("#wmh-message")
     wait_for(
         lambda: overlay_fraction(page.locator(".remote-controlled-area").first) > 0,
@@ -187,6 +176,20 @@ def test_the_shipped_wmh_model_finds_the_samples_lesions_in_the_browser(page, se
     (saved,) = re.findall(r"[\w.]+\.nii\.gz", page.inner_text("#wmh-message"))
     scores = evaluate_wmh(read_volume(sample_reference("wmh")), read_volume(server[1] / saved))
     assert scores["dice"] >= WMH_DICE_FLOOR, scores
+
+
+def open_sample(page: Page, model_title: str) -> None:
+    choose(page, "wmh-model", model_title)
+    choose(page, "wmh-case", "Sample: patient26")
+    page.click("#wmh-open")
+    expect_message(page, "Opened patient26")
+
+
+def segment_open_case(page: Page) -> None:
+    page.click("#wmh-segment")
+    page.wait_for_selector("#wmh-progress", state="visible")
+    page.wait_for_selector("#wmh-progress", state="detached", timeout=180_000)
+    expect_message(page, "Done in")
 
 
 def choose(page: Page, select_id: str, title: str) -> None:
