@@ -155,6 +155,16 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     assert existing.read_text().startswith("case,dice,")
 
 
+def test_an_output_whose_folder_is_a_file_is_refused_naming_that_file(tmp_path, capsys):
+    reference = write(tmp_path / "r.nii.gz", row(2))
+    blocked = tmp_path / "results"
+    blocked.write_text("a file where the output folder should go")
+    assert wmhseg("--task", "wmh", *pair(reference, reference), "--csv", blocked / "m.csv") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"wmhseg: error: {blocked}: output folder is a file"
+    assert blocked.read_text() == "a file where the output folder should go"
+
+
 def test_folders_without_a_common_case_are_an_error(tmp_path, capsys):
     write(tmp_path / "ref" / "a.nii.gz", row(2))
     write(tmp_path / "pred" / "b.nii.gz", row(2))

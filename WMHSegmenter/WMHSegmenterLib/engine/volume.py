@@ -176,6 +176,8 @@ def check_output_path(
     if path.exists() and not overwrite:
         raise InputError("output exists (use --overwrite to replace it)", path)
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise InputError("output folder is a file", folder)
     if not folder.is_dir():
         raise InputError("output folder does not exist", folder)
     if not os.access(folder, os.W_OK | os.X_OK):
