@@ -325,11 +325,11 @@ def main() -> None:
             result["achieved_flops_per_s"] = result["network_flops"] / result["stages"]["network_s"]
             result["flops_ratio_to_matmul"] = result["achieved_flops_per_s"] / report["matmul_flops_per_s"]
             for settings in (result, result["mixed_precision"]):
-                settings["meets_targets"] = (
-                    settings["end_to_end_s"] <= TARGETS_S[name]
-                    and settings["peak_rss_mb"] <= TARGET_PEAK_MB
-                    and settings["ratio_to_monai"] <= 0.6
-                    and settings["dice_vs_monai"] >= 0.999
+                settings["meets_time_and_memory_targets"] = (
+                    settings["end_to_end_s"] <= TARGETS_S[name] and settings["peak_rss_mb"] <= TARGET_PEAK_MB
+                )
+                settings["meets_monai_speedup_target"] = (
+                    settings["ratio_to_monai"] <= 0.6 and settings["dice_vs_monai"] >= 0.999
                 )
             report["scenarios"][name] = result
             mixed_s = result["mixed_precision"]["end_to_end_s"]
