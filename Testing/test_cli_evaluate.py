@@ -165,6 +165,16 @@ def test_an_output_whose_folder_is_a_file_is_refused_naming_that_file(tmp_path, 
     assert blocked.read_text() == "a file where the output folder should go"
 
 
+def test_a_table_written_over_a_label_map_is_refused_even_with_overwrite(tmp_path, capsys):
+    reference = write(tmp_path / "r.nii.gz", row(2))
+    label_map = reference.read_bytes()
+    for option in ("--csv", "--json"):
+        assert wmhseg("--task", "wmh", *pair(reference, reference), option, reference, "--overwrite") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"wmhseg: error: {reference}: output must end in one of .") and "\n" not in err
+    assert reference.read_bytes() == label_map
+
+
 def test_folders_without_a_common_case_are_an_error(tmp_path, capsys):
     write(tmp_path / "ref" / "a.nii.gz", row(2))
     write(tmp_path / "pred" / "b.nii.gz", row(2))

@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate every pair, print the tables, write the requested files; 0 on success."""
     _check_options(args)
     pairs, unmatched = _pairs(args)
-    for output in (args.csv, args.json):
-        if output is not None:
-            check_output_path(output, args.overwrite, extensions=None)
+    for output, extension in ((args.csv, ".csv"), (args.json, ".json")):
+        if output is not None:  # the extension keeps --overwrite off a label map given here by mistake
+            check_output_path(output, args.overwrite, extensions=(extension,))
     evaluation = Evaluation(args.task, unmatched=unmatched)
     for number, (case, reference_path, prediction_path) in enumerate(pairs, start=1):
         log.info("evaluating %s (%d/%d)", case, number, len(pairs))
