@@ -306,6 +306,34 @@ def test_existing_output_is_not_overwritten_without_overwrite(models_env, flair,
     assert code == 0 and read_volume(target).shape == read_volume(flair).shape
 
 
+@pytest.mark.parametrize("spelling", ["same path", "another spelling", "symbolic link"])
+def test_an_output_naming_the_input_scan_is_refused_even_with_overwrite(
+    models_env, flair, tmp_path, capsys, spelling
+):
+    scan = flair.read_bytes()
+    target = flair
+    if spelling == "another spelling":
+        (tmp_path / "sub").mkdir()
+        target = tmp_path / "sub" / ".." / flair.name
+    if spelling == "symbolic link":
+        target = tmp_path / "link.nii.gz"
+        target.symlink_to(flair)
+    code, _, err = run_cli(
+        capsys, "segment", "--model", "test-wmh", "--flair", flair, "-o", target, "--overwrite"
+    )
+    assert_one_line_error(code, err, target, "output is the flair input")
+    assert flair.read_bytes() == scan
+
+
+def test_one_path_given_for_two_outputs_is_refused_before_work(models_env, flair, tmp_path, capsys):
+    target = tmp_path / "m.nii.gz"
+    code, _, err = run_cli(
+        capsys, "segment", "--model", "test-wmh", "--flair", flair, "-o", target, "--probabilities", target
+    )
+    assert_one_line_error(code, err, target, "given as two outputs")
+    assert not target.exists()
+
+
 @pytest.mark.parametrize(
     "folder,problem", [("/proc/1", "not writable"), ("missing-folder", "does not exist")]
 )

@@ -31,8 +31,8 @@ def run(args) -> int:
     make_output_folder(args.out)
     planned = [(bundle, *sample_inputs(bundle.task)) for bundle in trained]
     outputs = {bundle.id: _outputs(args.out / f"{bundle.id}_{case}") for bundle, case, _ in planned}
-    for case_outputs in outputs.values():
-        segment.check_outputs(case_outputs, args.overwrite)  # every case's, before any work
+    for bundle, _, inputs in planned:
+        segment.check_outputs(outputs[bundle.id], args.overwrite, inputs)  # every case's, before any work
     reporter = ProgressReporter()
     for bundle, case, inputs in planned:
         options = segment.options(

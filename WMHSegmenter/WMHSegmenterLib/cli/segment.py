@@ -16,7 +16,13 @@ from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
 from ..engine.quantify import label_statistics, write_statistics_csv
-from ..engine.volume import WRITABLE_EXTENSIONS, check_output_path, make_output_folder, write_volume
+from ..engine.volume import (
+    WRITABLE_EXTENSIONS,
+    check_output_path,
+    make_output_folder,
+    same_file,
+    write_volume,
+)
 from .common import (
     MODALITIES,
     add_activation_options,
@@ -93,7 +99,7 @@ def run(args) -> int:
     outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay, args.activations)
     if args.activations is not None:
         parse_layers_and_views(args)
-    check_outputs(outputs, args.overwrite)
+    check_outputs(outputs, args.overwrite, inputs)
     predictor = make_predictor(args, bundle)
     predictor.check_input_names(inputs)
     reporter.start_case(_case_name(inputs[bundle.input_names[0]]))
@@ -103,10 +109,18 @@ def run(args) -> int:
     return 0
 
 
-def check_outputs(outputs: CaseOutputs, overwrite: bool) -> None:
-    """Refuse, before any work, outputs that exist (unless ``overwrite``) or could not be written."""
+def check_outputs(outputs: CaseOutputs, overwrite: bool, inputs: dict[str, Path]) -> None:
+    """Refuse, before any work, outputs that exist (unless ``overwrite``), could not be written, or
+    name an input or another output: --overwrite replaces earlier results, never the scan itself."""
+    checked: list[Path] = []
     for path in outputs.paths():
+        for name, source in inputs.items():
+            if same_file(path, source):
+                raise InputError(f"output is the {name} input; choose another output path", path)
+        if any(same_file(path, earlier) for earlier in checked):
+            raise InputError("given as two outputs; choose a path for each", path)
         check_output_path(path, overwrite, extensions=_extensions_for(path, outputs))
+        checked.append(path)
     if outputs.activations is not None:
         make_output_folder(outputs.activations)
 
@@ -176,7 +190,7 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
         try:
             if case.problem:
                 raise InputError(case.problem, args.input_dir / case.id)
-            check_output_path(outputs.mask, args.overwrite)
+            check_outputs(outputs, args.overwrite, case.paths)
             seconds = segment_case(predictor, case.paths, outputs, args, reporter)
             results.append((case.id, "ok", f"{seconds:.1f} s"))
             reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))

@@ -184,6 +184,14 @@ def check_output_path(
         raise InputError("output folder is not writable", folder)
 
 
+def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file, through links and relative spellings alike."""
+    first, second = Path(first), Path(second)
+    if first.exists() and second.exists():
+        return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
+
+
 def make_output_folder(path: str | Path) -> Path:
     """The folder outputs go to, created with its parents, or refused in one line (a file in the way,
     no permission) before any work is done."""
