@@ -74,6 +74,27 @@ def test_reissue_does_not_replace_an_existing_bundle_unless_asked(tmp_path, caps
     assert (out / "model.json").read_text() == "{}"
 
 
+def test_overwrite_never_replaces_a_folder_that_is_not_a_bundle(tmp_path, capsys):
+    run = tmp_path / "runs" / "fold0"  # --out given the run folder (or the runs folder) by mistake
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"two hours of training")
+    for out in (run, run.parent):
+        code = main(
+            [
+                "reissue",
+                str(find_bundle("wmh-flair").folder),
+                "--out",
+                str(out),
+                "--version",
+                "1.0.0",
+                "--overwrite",
+            ]
+        )
+        error = capsys.readouterr().err
+        assert code == 2 and len(error.splitlines()) == 1 and f"{out}: folder holds other files" in error
+    assert (run / "checkpoints" / "last.pt").read_bytes() == b"two hours of training"
+
+
 def test_reissue_turns_keeping_the_largest_island_into_a_fraction_the_user_can_change(tmp_path, capsys):
     # as bundles made before the fraction say it
     source = copied_bundle(

@@ -147,12 +147,16 @@ def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _refuse_to_replace(out: Path, overwrite: bool) -> None:
-    """Checked before any work, so a refused export or reissue fails at once. A file is never
-    replaced by a bundle folder, even with ``overwrite``: it is not an earlier bundle."""
+    """Checked before any work, so a refused export or reissue fails at once. ``overwrite`` replaces
+    an earlier bundle only: never a file, and never another folder (a run folder, the runs folder),
+    which replacing would delete with its checkpoints."""
     if out.exists() and not out.is_dir():
         raise InputError("is a file, not a bundle folder", out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
+    if out.exists() and any(out.iterdir()):
+        if not (out / "model.json").is_file():
+            raise InputError("folder holds other files, not a bundle (no model.json); choose another", out)
+        if not overwrite:
+            raise InputError("output folder exists and is not empty (use --overwrite to replace it)", out)
     make_output_folder(out.parent)
 
 
