@@ -306,6 +306,13 @@ def test_existing_output_is_not_overwritten_without_overwrite(models_env, flair,
     assert code == 0 and read_volume(target).shape == read_volume(flair).shape
 
 
+def test_a_folder_without_dicom_is_one_line_on_the_terminal_itk_included(models_env, tmp_path, capfd):
+    empty = tmp_path / "series"
+    empty.mkdir()
+    code = main(["segment", "--model", "test-wmh", "--flair", str(empty), "-o", str(tmp_path / "m.nii.gz")])
+    assert_one_line_error(code, capfd.readouterr().err, empty, "folder holds no DICOM series")
+
+
 @pytest.mark.parametrize("spelling", ["same path", "another spelling", "symbolic link"])
 def test_an_output_naming_the_input_scan_is_refused_even_with_overwrite(
     models_env, flair, tmp_path, capsys, spelling

@@ -264,7 +264,12 @@ def _report_nonfinite(count: int, total: int, source: str | Path) -> None:
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's own lines for "no series": ours says it once
+    try:
+        series = reader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not series:
         raise InputError("folder holds no DICOM series", folder)
     if len(series) > 1:
