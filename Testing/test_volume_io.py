@@ -29,12 +29,14 @@ def test_written_file_carries_the_geometry_it_was_read_with_to_float32_precision
     assert copy.geometry.matches(volume.geometry, tolerance=1e-6)
 
 
-def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
-    volume = blob_volume(shape=(5, 16, 12), geometry=oblique_geometry(spacing=(0.8, 0.8, 2.5), degrees=0))
+def write_dicom_series(volume: Volume, folder, left_out=()):
+    """One file a slice, as a scanner exports an MR series; ``left_out`` slices are not written."""
     image = sitk.Cast(volume.to_sitk(), sitk.sitkInt16)
-    folder = tmp_path / "series"
     folder.mkdir()
+    direction = volume.geometry.direction
     for k in range(image.GetDepth()):
+        if k in left_out:
+            continue
         slice_image = image[:, :, k]
         position = image.TransformIndexToPhysicalPoint((0, 0, k))
         tags = {
@@ -43,11 +45,9 @@ def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
             "0020|000e": "1.2.826.0.1.3680043.2.1125.2",
             "0020|0013": str(k + 1),
             "0020|0032": "\\".join(map(str, position)),
-            "0020|0037": "\\".join(
-                map(str, volume.geometry.direction[0::3][:3] + volume.geometry.direction[1::3][:3])
-            ),
-            "0018|0050": "2.5",
-            "0028|0030": "0.8\\0.8",
+            "0020|0037": "\\".join(map(str, direction[0::3][:3] + direction[1::3][:3])),
+            "0018|0050": str(volume.geometry.spacing[2]),
+            "0028|0030": "\\".join(map(str, volume.geometry.spacing[:2])),
         }
         for tag, value in tags.items():
             slice_image.SetMetaData(tag, value)
@@ -55,9 +55,22 @@ def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
         writer.KeepOriginalImageUIDOn()
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(slice_image)
-    read = read_volume(folder)
+    return folder
+
+
+def test_dicom_series_folder_is_read_with_its_geometry(tmp_path):
+    volume = blob_volume(shape=(5, 16, 12), geometry=oblique_geometry(spacing=(0.8, 0.8, 2.5), degrees=0))
+    read = read_volume(write_dicom_series(volume, tmp_path / "series"))
     assert read.shape == volume.shape
     assert read.geometry.matches(volume.geometry, tolerance=1e-3)
+
+
+def test_a_dicom_series_missing_a_slice_is_refused_not_read_on_an_averaged_spacing(tmp_path):
+    volume = blob_volume(shape=(6, 16, 12), geometry=oblique_geometry(spacing=(0.8, 0.8, 2.5), degrees=0))
+    folder = write_dicom_series(volume, tmp_path / "series", left_out=(3,))
+    with pytest.raises(InputError, match="unevenly spaced \\(2.50-5.00 mm apart\\)") as raised:
+        read_volume(folder)
+    assert raised.value.path == str(folder)
 
 
 def test_few_non_finite_voxels_are_zeroed_with_a_warning(caplog):

@@ -7,6 +7,7 @@ conversion expect. Keeping one convention everywhere is what keeps outputs on th
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -28,6 +29,8 @@ READABLE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Non-finite voxels up to this fraction are zeroed with a warning; more means a broken file.
 MAX_NONFINITE_FRACTION = 0.01
 GRID_TOLERANCE = 1e-4
+#: Slice gaps of a DICOM series may differ by this fraction of the typical gap (rounding in headers).
+DICOM_GAP_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -263,19 +266,61 @@ def _report_nonfinite(count: int, total: int, source: str | Path) -> None:
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
+    """One series, its slices evenly spaced: ITK reads a series with a missing slice on an averaged
+    spacing (only a console warning), which would put every later slice, and the mask, out of place."""
     reader = sitk.ImageSeriesReader()
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's own lines for "no series": ours says it once
-    try:
+    with _itk_warnings_hidden():  # ITK's own lines for what the errors below say once
         series = reader.GetGDCMSeriesIDs(str(folder))
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not series:
         raise InputError("folder holds no DICOM series", folder)
     if len(series) > 1:
         raise InputError(f"folder holds {len(series)} DICOM series; give a folder with one", folder)
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
-    return reader.Execute()
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    gaps = _slice_gaps_mm([_slice_position(file) for file in files])
+    if gaps.size and (gaps.max() - gaps.min()) > max(DICOM_GAP_TOLERANCE * float(np.median(gaps)), 0.01):
+        raise InputError(
+            f"DICOM slices are unevenly spaced ({gaps.min():.2f}-{gaps.max():.2f} mm apart): missing "
+            "or repeated slices; export the complete series",
+            folder,
+        )
+    reader.SetFileNames(files)
+    with _itk_warnings_hidden():
+        return reader.Execute()
+
+
+def _slice_position(file: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A slice's position and normal from its header, or None where it has none (a multi-frame file)."""
+    header = sitk.ImageFileReader()
+    header.SetFileName(file)
+    header.ReadImageInformation()
+    try:
+        position = np.array([float(v) for v in header.GetMetaData("0020|0032").split("\\")])
+        orientation = np.array([float(v) for v in header.GetMetaData("0020|0037").split("\\")])
+    except (RuntimeError, ValueError):  # tag absent or not numbers: ITK's own reading decides
+        return None
+    if position.shape != (3,) or orientation.shape != (6,):
+        return None
+    return position, np.cross(orientation[:3], orientation[3:])
+
+
+def _slice_gaps_mm(positions: list) -> np.ndarray:
+    """Distances between neighbouring slices along the normal, in the reader's order; empty when
+    fewer than three slices have a position (nothing to compare)."""
+    if len(positions) < 3 or any(position is None for position in positions):
+        return np.empty(0)
+    normal = positions[0][1]
+    along = np.array([float(position @ normal) for position, _ in positions])
+    return np.abs(np.diff(along))
+
+
+@contextlib.contextmanager
+def _itk_warnings_hidden():
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _as_3d_scalar(image: sitk.Image, path: Path) -> sitk.Image:
