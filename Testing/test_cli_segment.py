@@ -431,13 +431,13 @@ def test_batch_finds_brats_cases_by_their_file_name_patterns(models_env, tmp_pat
     data, out = tmp_path / "data", tmp_path / "out"
     volume = blob_volume(shape=(16, 32, 32))
     for case, names in {
-        "Brats18_X_1": ("flair", "t1", "t1ce", "t2"),
-        "BraTS-GLI-00001-000": ("t2f", "t1n", "t1c", "t2w"),
+        "Brats18_X_1": ("Brats18_X_1_flair", "Brats18_X_1_t1", "Brats18_X_1_t1ce", "Brats18_X_1_t2"),
+        "BraTS-GLI-00001-000": tuple(f"BraTS-GLI-00001-000-{name}" for name in ("t2f", "t1n", "t1c", "t2w")),
+        "patient3": ("FLAIR", "T1", "T1CE", "T2"),  # a folder per case, files named by modality only
     }.items():
         (data / case).mkdir(parents=True)
-        separator = "_" if case.startswith("Brats18") else "-"
         for name in names:
-            write_volume(volume, data / case / f"{case}{separator}{name}.nii.gz")
+            write_volume(volume, data / case / f"{name}.nii.gz")
     code, stdout, _ = run_cli(
         capsys, "segment", "--model", "test-brats", "--input-dir", data, "--output-dir", out
     )
@@ -445,6 +445,7 @@ def test_batch_finds_brats_cases_by_their_file_name_patterns(models_env, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == [
         "BraTS-GLI-00001-000_seg.nii.gz",
         "Brats18_X_1_seg.nii.gz",
+        "patient3_seg.nii.gz",
     ]
 
 

@@ -176,6 +176,16 @@ def test_brats_inputs_fill_themselves_from_names_per_case(brats_case, mrml_scene
     assert logic.match_inputs(bundle) == nodes
 
 
+def test_brats_inputs_named_by_modality_alone_fill_themselves(mrml_scene, brats_bundle):
+    # volumes loaded from a folder per case: FLAIR.nii.gz, T1.nii.gz, T1CE.nii.gz, T2.nii.gz
+    nodes = {
+        name: add_volume_node(mrml_scene.scene, blob_volume(SHAPE, seed=i), name.upper())
+        for i, name in enumerate(MODALITIES)
+    }
+    logic = SegmenterLogic(mrml_scene.scene, list_models=lambda: [brats_bundle])
+    assert logic.match_inputs(brats_bundle) == nodes
+
+
 def test_brats_overlay_toggles_between_labels_and_regions(brats_case, mrml_scene):
     logic, bundle, nodes = brats_case
     result = logic.segment(bundle, nodes, SegmentOptions(device="cpu"))

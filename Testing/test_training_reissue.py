@@ -15,6 +15,7 @@ from wmhseg_training.config import DEFAULTS
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
 from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 
 
@@ -51,6 +52,19 @@ def test_reissue_keeps_weights_and_training_record_and_changes_only_the_named_se
     assert "Chosen on drawn-head composites." in card
     assert "brain_mask" in card  # the card says the bundle's settings differ from the run's
     reissued.load_network()  # sha256 checked
+
+
+def test_a_reissued_bundle_finds_files_by_the_current_name_patterns(tmp_path, capsys):
+    source = copied_bundle("brats-glioma", tmp_path / "source")
+    meta = json.loads((source.folder / "model.json").read_text())
+    for spec in meta["inputs"]:
+        spec["patterns"] = [f"*_{spec['name']}"]  # as bundles made before the bare names were added
+    (source.folder / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "brats-glioma"
+    assert main(["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"]) == 0
+    current = {spec["name"]: spec["patterns"] for spec in task_metadata("brats")["inputs"]}
+    assert {spec.name: list(spec.patterns) for spec in ModelBundle(out).inputs} == current
+    assert "flair" in current["flair"] and "t1ce" in current["t1ce"]
 
 
 def test_reissue_refuses_an_unknown_setting_and_writes_nothing(tmp_path, capsys):

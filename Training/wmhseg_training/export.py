@@ -30,6 +30,7 @@ from .metadata import (
     network_config,
     validated_inference_settings,
     validation_settings,
+    with_current_patterns,
 )
 from .model_card import model_card
 from .validation import scored_with_bundle_settings
@@ -121,6 +122,7 @@ def reissue_bundle(
         apply_override(shipped, f"inference.{setting}")
     meta = copy.deepcopy(source.meta)
     meta.update(version=version, inference=shipped["inference"])
+    meta["inputs"] = with_current_patterns(meta["task"], meta["inputs"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
     network = source.load_network()
     validation = {**meta["validation"], "inference": validation_settings(meta)}

@@ -31,9 +31,23 @@ def input_names(config: Mapping[str, Any]) -> list[str]:
     return list(config["data"]["inputs"] or task_inputs)
 
 
+def _known_inputs(task: str) -> dict[str, dict[str, Any]]:
+    return {spec["name"]: spec for spec in task_metadata(task)["inputs"]} | EXTRA_INPUTS[task]
+
+
+def with_current_patterns(task: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A bundle's inputs with this code's file-name patterns, so a reissued bundle finds a case's files
+    as a new export would (the patterns say how files are named, not what the network learned)."""
+    known = _known_inputs(task)
+    return [
+        {**spec, "patterns": list(known[spec["name"]]["patterns"])} if spec["name"] in known else spec
+        for spec in inputs
+    ]
+
+
 def input_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     task = config["task"]
-    known = {spec["name"]: spec for spec in task_metadata(task)["inputs"]} | EXTRA_INPUTS[task]
+    known = _known_inputs(task)
     names = input_names(config)
     unknown = [name for name in names if name not in known]
     if unknown:

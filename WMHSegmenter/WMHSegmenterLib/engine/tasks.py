@@ -32,10 +32,19 @@ _TASKS: dict[str, dict[str, Any]] = {
     },
     "brats": {
         "inputs": [
-            {"name": "flair", "description": "FLAIR", "patterns": ["*_flair", "*-t2f", "*_t2f"]},
-            {"name": "t1", "description": "T1", "patterns": ["*_t1", "*-t1n", "*_t1n"]},
-            {"name": "t1ce", "description": "T1 with contrast", "patterns": ["*_t1ce", "*-t1c", "*_t1c"]},
-            {"name": "t2", "description": "T2", "patterns": ["*_t2", "*-t2w", "*_t2w"]},
+            # BraTS 2017-21 and 2023 names after a case id, then the bare names of a folder per case
+            {
+                "name": "flair",
+                "description": "FLAIR",
+                "patterns": ["*_flair", "*-t2f", "*_t2f", "flair", "t2f"],
+            },
+            {"name": "t1", "description": "T1", "patterns": ["*_t1", "*-t1n", "*_t1n", "t1", "t1n"]},
+            {
+                "name": "t1ce",
+                "description": "T1 with contrast",
+                "patterns": ["*_t1ce", "*-t1c", "*_t1c", "t1ce", "t1c"],
+            },
+            {"name": "t2", "description": "T2", "patterns": ["*_t2", "*-t2w", "*_t2w", "t2", "t2w"]},
         ],
         "outputs": {
             "activation": "sigmoid",
