@@ -149,3 +149,21 @@ def test_cancel_and_save(app, loop):
     assert app.panel.data.message == "Cancelled." and not app.panel.data.running
     app.save()
     assert app.panel.data.message == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz in the data folder."
+
+
+def test_open_over_unsaved_edits_warns_first_and_discards_on_the_second_press(app, loop):
+    segmentation, reference = app.session.segmentation, app.session.case.reference
+    labels = read_labels(segmentation, reference)
+    labels[0, 0, 0] = 2 if labels[0, 0, 0] != 2 else 0
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image((labels == 2).astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
+    settle(loop, app)
+    app.page.open_clicked()  # the Open button
+    assert app.panel.data.message.endswith(
+        "edits that are not saved: Save keeps them; Open again discards them"
+    )
+    assert app.slicer.scene.IsNodePresent(segmentation)
+    app.page.open_clicked()
+    assert "Opened Brats_7" in app.panel.data.message
+    assert not app.slicer.scene.IsNodePresent(segmentation)

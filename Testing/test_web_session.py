@@ -53,6 +53,15 @@ def segment(session, bundle, options=CPU):
     return session.finish()
 
 
+def flip_one_voxel(node, reference, voxel=(0, 0, 0)) -> None:
+    """An edit as the segment editor makes it."""
+    labels = read_labels(node, reference)
+    labels[voxel] = 1 - labels[voxel]
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image(labels.astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, node, segment_id(1), logic.MODE_REPLACE)
+
+
 @pytest.mark.parametrize(
     "relative",
     ["../secret_flair.nii.gz", "site/../../secret_flair.nii.gz", "/etc/passwd", "", "..\\x", "a\x00b"],
@@ -128,14 +137,36 @@ def test_segment_edit_and_save_next_to_the_case_without_overwriting(session, bun
 def test_re_segmenting_an_edited_result_keeps_the_edits(session, bundle):
     case = session.open_case(bundle, "site/p1_flair.nii.gz")
     first = segment(session, bundle).segmentation_node
-    labels = read_labels(first, case.reference)
-    labels[0, 0, 0] = 1 - labels[0, 0, 0]
-    logic = slicer.vtkSlicerSegmentationsModuleLogic
-    image = oriented_image(labels.astype(np.uint8), case.reference)
-    logic.SetBinaryLabelmapToSegment(image, first, segment_id(1), logic.MODE_REPLACE)
+    flip_one_voxel(first, case.reference)
     second = segment(session, bundle).segmentation_node
     assert second is not first and session.segmentation is second
     assert "Your edits stay in" in session.note
+
+
+def test_opening_a_case_over_unsaved_edits_is_refused_until_saved_or_discarded(session, bundle):
+    case = session.open_case(bundle, "site/p1_flair.nii.gz")
+    node = segment(session, bundle).segmentation_node
+    assert session.unsaved_edits() == []  # a fresh result is no one's work yet
+    flip_one_voxel(node, case.reference)
+    with pytest.raises(InputError, match=f"'{node.GetName()}' has edits that are not saved"):
+        session.open_case(bundle, "site/p1_flair.nii.gz")
+    assert session.case is case and session.logic.scene.IsNodePresent(node)
+    session.save()
+    assert session.unsaved_edits() == []
+    flip_one_voxel(node, case.reference, voxel=(1, 1, 1))  # edited again after saving
+    assert session.unsaved_edits() == [node.GetName()]
+    reopened = session.open_case(bundle, "site/p1_flair.nii.gz", discard=[node.GetName()])
+    assert reopened is not case and not session.logic.scene.IsNodePresent(node)
+
+
+def test_edits_kept_beside_a_new_result_still_stop_a_case_from_being_opened(session, bundle):
+    case = session.open_case(bundle, "site/p1_flair.nii.gz")
+    edited = segment(session, bundle).segmentation_node
+    flip_one_voxel(edited, case.reference)
+    assert segment(session, bundle).segmentation_node is not edited  # the edits went to no new node
+    assert session.unsaved_edits() == [edited.GetName()]
+    with pytest.raises(InputError, match="not saved"):
+        session.open_case(bundle, "site/p1_flair.nii.gz")
 
 
 def test_cancel_stops_the_run_and_leaves_the_scene_alone(session, bundle):

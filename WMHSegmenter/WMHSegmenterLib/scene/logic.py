@@ -301,6 +301,16 @@ class SegmenterLogic:
         names = (segmentation_node.GetAttribute(INPUTS_ATTRIBUTE) or "").split(",")
         return segmentation_node.GetNodeReference(INPUT_ROLE + (name or names[0]))
 
+    def edited_segmentations(self) -> list[slicer.vtkMRMLSegmentationNode]:
+        """The results in the scene the user has changed since they were written."""
+        return [
+            node
+            for node in self._nodes("vtkMRMLSegmentationNode")
+            if node.GetAttribute(MODEL_ATTRIBUTE) is not None
+            and self.input_node(node) is not None
+            and is_edited(node, self.input_node(node))
+        ]
+
     def labels(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> Volume:
         """The segmentation as it is now (edits included) as a label volume on its input's grid."""
         reference = self._require_reference(segmentation_node)

@@ -26,7 +26,7 @@ from ..engine.errors import Cancelled, InputError
 from ..scene.activations import color_node_id, set_foreground_opacity, show_in_slice_views
 from ..scene.logic import REGIONS_ROLE, SegmenterLogic, SegmentOptions, SegmentResult
 from .layout import Page
-from .session import WebSession, statistics_rows
+from .session import UnsavedEditsError, WebSession, statistics_rows
 
 log = logging.getLogger("wmhseg")
 
@@ -62,6 +62,7 @@ class WebApp:
         self.editor = SegmentEditorLogic(self.server, self.slicer)
         layouts = LayoutButtonLogic(self.server, self.slicer)
         self.session = WebSession(SegmenterLogic(self.slicer.scene, list_models), data_root)
+        self._warned_unsaved: list[str] = []  # segmentations the page warned would be dropped by Open
         self.page = Page(self.server, layouts.layout_manager)
         self.editor.set_ui(self.page.editor)
         self.panel = self.page.panel
@@ -111,8 +112,14 @@ class WebApp:
         self.panel.data.case_key = cases[0]["value"] if cases else ""
 
     def open_case(self) -> None:
+        """A first Open over unsaved edits only warns; pressing Open again discards what it named."""
         bundle = self.session.model(self.panel.data.model_id)
-        case = self.session.open_case(bundle, self.panel.data.case_key)
+        try:
+            case = self.session.open_case(bundle, self.panel.data.case_key, discard=self._warned_unsaved)
+        except UnsavedEditsError as error:
+            self._warned_unsaved = error.names
+            raise InputError(f"{error}: Save keeps them; Open again discards them") from None
+        self._warned_unsaved = []
         display = self.slicer.display_manager
         display.show_volume_in_slice_background(case.reference)
         display.show_volume_in_slice_foreground(None)

@@ -3,11 +3,13 @@
 The page (app.py) only binds widgets to these methods, so the workflow is tested on real MRML without a
 browser, and Segment takes the Slicer module's path: SegmenterLogic's prepare (main thread), run (a
 worker thread) and apply (main thread again). Edits are never overwritten: re-segmenting an edited
-result writes a new segmentation and says so.
+result writes a new segmentation and says so, and opening another case (which clears the scene) is
+refused while a segmentation holds edits that were not saved, unless the user chose to discard them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from ..engine.volume import read_volume
 from ..scene.background import BackgroundRun
 from ..scene.logic import EditedSegmentationError, SegmenterLogic, SegmentOptions, SegmentResult
 from ..scene.nodes import add_volume_node
+from ..scene.segmentation import fingerprint
 from .cases import case_choices, resolve_case
 from .saving import save_segmentation
 
@@ -38,6 +41,15 @@ class OpenCase:
         return next(iter(self.inputs.values()))
 
 
+class UnsavedEditsError(InputError):
+    """Opening a case would clear segmentations whose edits were not saved."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        quoted = ", ".join(f"'{name}'" for name in names)
+        super().__init__(f"{quoted} {'has' if len(names) == 1 else 'have'} edits that are not saved")
+
+
 class WebSession:
     """The case, the running job and the current result of one page."""
 
@@ -49,6 +61,7 @@ class WebSession:
         self.note = ""  # said once after the next result, e.g. that edits were kept
         self._run: BackgroundRun | None = None
         self._job = None
+        self._saved: dict[str, str] = {}  # segmentation node ID -> fingerprint of the labels last saved
 
     def models(self) -> list[ModelBundle]:
         return self.logic.list_models()
@@ -62,15 +75,22 @@ class WebSession:
     def case_choices(self, bundle: ModelBundle) -> list[dict[str, str]]:
         return case_choices(self.data_root, bundle)
 
-    def open_case(self, bundle: ModelBundle, key: str) -> OpenCase:
-        """Read every modality first (a bad file leaves the open case as it was), then replace the scene."""
+    def open_case(self, bundle: ModelBundle, key: str, discard: Sequence[str] = ()) -> OpenCase:
+        """Read every modality first (a bad file leaves the open case as it was), then replace the scene.
+
+        Refused while a segmentation not named in ``discard`` holds edits that were not saved.
+        """
         if self.running:
             raise InputError("a segmentation is running: cancel it before opening another case")
         files = resolve_case(self.data_root, bundle, key)
         volumes = {name: read_volume(path) for name, path in files.paths.items()}
+        unsaved = [name for name in self.unsaved_edits() if name not in discard]
+        if unsaved:
+            raise UnsavedEditsError(unsaved)
         self.logic.drop_activations()
         self.logic.scene.Clear(False)
         self.segmentation = None
+        self._saved = {}
         inputs = {
             name: add_volume_node(self.logic.scene, volume, image_stem(files.paths[name].name) or name)
             for name, volume in volumes.items()
@@ -130,10 +150,20 @@ class WebSession:
             return []
         return statistics_rows(self.logic.update_statistics(self.segmentation))
 
+    def unsaved_edits(self) -> list[str]:
+        """Names of the segmentations edited since they were made or last saved."""
+        return [
+            node.GetName()
+            for node in self.logic.edited_segmentations()
+            if self._saved.get(node.GetID()) != fingerprint(self.logic.labels(node).array)
+        ]
+
     def save(self) -> list[Path]:
         if self.case is None or self.segmentation is None:
             raise InputError("segment a case before saving")
-        return save_segmentation(self.logic, self.segmentation, self.case.folder, self.case.id)
+        paths = save_segmentation(self.logic, self.segmentation, self.case.folder, self.case.id)
+        self._saved[self.segmentation.GetID()] = fingerprint(self.logic.labels(self.segmentation).array)
+        return paths
 
 
 def statistics_rows(rows: list[LabelStatistics]) -> list[dict]:
