@@ -159,7 +159,7 @@ def test_opening_a_case_over_unsaved_edits_is_refused_until_saved_or_discarded(s
     assert reopened is not case and not session.logic.scene.IsNodePresent(node)
 
 
-def test_edits_kept_beside_a_new_result_still_stop_a_case_from_being_opened(session, bundle):
+def test_edits_kept_beside_a_new_result_stop_a_case_from_being_opened_and_are_saved_with_it(session, bundle):
     case = session.open_case(bundle, "site/p1_flair.nii.gz")
     edited = segment(session, bundle).segmentation_node
     flip_one_voxel(edited, case.reference)
@@ -167,6 +167,12 @@ def test_edits_kept_beside_a_new_result_still_stop_a_case_from_being_opened(sess
     assert session.unsaved_edits() == [edited.GetName()]
     with pytest.raises(InputError, match="not saved"):
         session.open_case(bundle, "site/p1_flair.nii.gz")
+    current, kept = session.save()[1::2]  # .nii.gz of the current result, then of the kept edits
+    np.testing.assert_array_equal(read_volume(kept).array, read_labels(edited, case.reference))
+    np.testing.assert_array_equal(
+        read_volume(current).array, read_labels(session.segmentation, case.reference)
+    )
+    session.open_case(bundle, "site/p1_flair.nii.gz")
 
 
 def test_cancel_stops_the_run_and_leaves_the_scene_alone(session, bundle):

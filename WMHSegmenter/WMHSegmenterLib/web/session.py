@@ -152,18 +152,26 @@ class WebSession:
 
     def unsaved_edits(self) -> list[str]:
         """Names of the segmentations edited since they were made or last saved."""
+        return [node.GetName() for node in self._unsaved_nodes()]
+
+    def save(self) -> list[Path]:
+        """The current segmentation, and every other one whose edits are not saved: edits kept beside a
+        newer result have no other way out of the page."""
+        if self.case is None or self.segmentation is None:
+            raise InputError("segment a case before saving")
+        kept = [node for node in self._unsaved_nodes() if node is not self.segmentation]
+        paths = []
+        for node in [self.segmentation, *kept]:
+            paths += save_segmentation(self.logic, node, self.case.folder, self.case.id)
+            self._saved[node.GetID()] = fingerprint(self.logic.labels(node).array)
+        return paths
+
+    def _unsaved_nodes(self) -> list[Node]:
         return [
-            node.GetName()
+            node
             for node in self.logic.edited_segmentations()
             if self._saved.get(node.GetID()) != fingerprint(self.logic.labels(node).array)
         ]
-
-    def save(self) -> list[Path]:
-        if self.case is None or self.segmentation is None:
-            raise InputError("segment a case before saving")
-        paths = save_segmentation(self.logic, self.segmentation, self.case.folder, self.case.id)
-        self._saved[self.segmentation.GetID()] = fingerprint(self.logic.labels(self.segmentation).array)
-        return paths
 
 
 def statistics_rows(rows: list[LabelStatistics]) -> list[dict]:
