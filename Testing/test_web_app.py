@@ -167,3 +167,23 @@ def test_open_over_unsaved_edits_warns_first_and_discards_on_the_second_press(ap
     app.page.open_clicked()
     assert "Opened Brats_7" in app.panel.data.message
     assert not app.slicer.scene.IsNodePresent(segmentation)
+
+
+def test_save_names_the_file_pair_holding_edits_kept_beside_a_newer_result(app, loop):
+    app.segment()
+    settle(loop, app)
+    edited, reference = app.session.segmentation, app.session.case.reference
+    labels = read_labels(edited, reference) == 2
+    labels[0, 0, 0] = not labels[0, 0, 0]
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image(labels.astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, edited, segment_id(2), logic.MODE_REPLACE)
+    app.segment()  # the edits stay in the first segmentation
+    settle(loop, app)
+    assert app.session.segmentation is not edited
+    app.page.save_clicked()
+    message = app.panel.data.message
+    assert (
+        message.startswith("Saved Brats_7_seg")
+        and f"; your edits of '{edited.GetName()}' as Brats_7_seg" in message
+    )

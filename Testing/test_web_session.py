@@ -113,14 +113,14 @@ def test_segment_edit_and_save_next_to_the_case_without_overwriting(session, bun
     assert session.segmentation is node
     assert session.statistics()[0]["voxels"] == result.statistics[0].voxels
 
-    first = session.save()
+    (first,) = session.save().values()
     edited = read_labels(node, case.reference) == 1
     edited[5, 2:6, 2:6] = ~edited[5, 2:6, 2:6]
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     image = oriented_image(edited.astype(np.uint8), case.reference)
     logic.SetBinaryLabelmapToSegment(image, node, segment_id(1), logic.MODE_REPLACE)
     assert session.statistics()[0]["voxels"] == int(edited.sum())
-    second = session.save()
+    (second,) = session.save().values()
 
     folder = data / "site"
     assert [p.name for p in first] == ["p1_seg.seg.nrrd", "p1_seg.nii.gz"]
@@ -167,7 +167,9 @@ def test_edits_kept_beside_a_new_result_stop_a_case_from_being_opened_and_are_sa
     assert session.unsaved_edits() == [edited.GetName()]
     with pytest.raises(InputError, match="not saved"):
         session.open_case(bundle, "site/p1_flair.nii.gz")
-    current, kept = session.save()[1::2]  # .nii.gz of the current result, then of the kept edits
+    saved = session.save()
+    assert list(saved) == [session.segmentation.GetName(), edited.GetName()]
+    current, kept = (paths[1] for paths in saved.values())  # the .nii.gz of each
     np.testing.assert_array_equal(read_volume(kept).array, read_labels(edited, case.reference))
     np.testing.assert_array_equal(
         read_volume(current).array, read_labels(session.segmentation, case.reference)

@@ -254,9 +254,15 @@ class WebApp:
             self._show_overlay("regions")
 
     def save(self) -> None:
-        paths = self.session.save()
-        names = ", ".join(path.relative_to(self.session.data_root).as_posix() for path in paths)
-        self._say(f"Saved {names} in the data folder.", "success")
+        saved = iter(self.session.save().items())
+        _, current = next(saved)
+        text = f"Saved {self._file_names(current)}"
+        for name, paths in saved:
+            text += f"; your edits of '{name}' as {self._file_names(paths)}"
+        self._say(f"{text} in the data folder.", "success")
+
+    def _file_names(self, paths: list[Path]) -> str:
+        return ", ".join(path.relative_to(self.session.data_root).as_posix() for path in paths)
 
     # --- messages -----------------------------------------------------------------------------
 

@@ -154,17 +154,17 @@ class WebSession:
         """Names of the segmentations edited since they were made or last saved."""
         return [node.GetName() for node in self._unsaved_nodes()]
 
-    def save(self) -> list[Path]:
+    def save(self) -> dict[str, list[Path]]:
         """The current segmentation, and every other one whose edits are not saved: edits kept beside a
-        newer result have no other way out of the page."""
+        newer result have no other way out of the page. Returns the files of each, by name, current first."""
         if self.case is None or self.segmentation is None:
             raise InputError("segment a case before saving")
         kept = [node for node in self._unsaved_nodes() if node is not self.segmentation]
-        paths = []
+        saved = {}
         for node in [self.segmentation, *kept]:
-            paths += save_segmentation(self.logic, node, self.case.folder, self.case.id)
+            saved[node.GetName()] = save_segmentation(self.logic, node, self.case.folder, self.case.id)
             self._saved[node.GetID()] = fingerprint(self.logic.labels(node).array)
-        return paths
+        return saved
 
     def _unsaved_nodes(self) -> list[Node]:
         return [
