@@ -21,7 +21,7 @@ from WMHSegmenterLib.scene.segmentation import oriented_image, read_labels, segm
 from WMHSegmenterLib.web.cases import case_choices, resolve_case
 from WMHSegmenterLib.web.safe_paths import resolve_under
 from WMHSegmenterLib.web.saving import free_stem
-from WMHSegmenterLib.web.session import WebSession
+from WMHSegmenterLib.web.session import UnsavedEditsError, WebSession
 
 SHAPE = (10, 24, 20)
 CPU = SegmentOptions(device="cpu")
@@ -155,7 +155,13 @@ def test_opening_a_case_over_unsaved_edits_is_refused_until_saved_or_discarded(s
     assert session.unsaved_edits() == []
     flip_one_voxel(node, case.reference, voxel=(1, 1, 1))  # edited again after saving
     assert session.unsaved_edits() == [node.GetName()]
-    reopened = session.open_case(bundle, "site/p1_flair.nii.gz", discard=[node.GetName()])
+    with pytest.raises(UnsavedEditsError) as refused:
+        session.open_case(bundle, "site/p1_flair.nii.gz")
+    flip_one_voxel(node, case.reference, voxel=(2, 2, 2))  # an edit after the warning is not discarded
+    with pytest.raises(UnsavedEditsError):
+        session.open_case(bundle, "site/p1_flair.nii.gz", discard=refused.value.unsaved)
+    flip_one_voxel(node, case.reference, voxel=(2, 2, 2))  # undone: back to what the warning named
+    reopened = session.open_case(bundle, "site/p1_flair.nii.gz", discard=refused.value.unsaved)
     assert reopened is not case and not session.logic.scene.IsNodePresent(node)
 
 

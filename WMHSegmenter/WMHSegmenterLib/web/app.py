@@ -62,7 +62,7 @@ class WebApp:
         self.editor = SegmentEditorLogic(self.server, self.slicer)
         layouts = LayoutButtonLogic(self.server, self.slicer)
         self.session = WebSession(SegmenterLogic(self.slicer.scene, list_models), data_root)
-        self._warned_unsaved: list[str] = []  # segmentations the page warned would be dropped by Open
+        self._warned_unsaved: dict[str, str] | None = None  # the edits the page warned Open would drop
         self.page = Page(self.server, layouts.layout_manager)
         self.editor.set_ui(self.page.editor)
         self.panel = self.page.panel
@@ -117,9 +117,9 @@ class WebApp:
         try:
             case = self.session.open_case(bundle, self.panel.data.case_key, discard=self._warned_unsaved)
         except UnsavedEditsError as error:
-            self._warned_unsaved = error.names
+            self._warned_unsaved = error.unsaved
             raise InputError(f"{error}: Save keeps them; Open again discards them") from None
-        self._warned_unsaved = []
+        self._warned_unsaved = None
         display = self.slicer.display_manager
         display.show_volume_in_slice_background(case.reference)
         display.show_volume_in_slice_foreground(None)

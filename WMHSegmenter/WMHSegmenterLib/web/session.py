@@ -9,7 +9,7 @@ refused while a segmentation holds edits that were not saved, unless the user ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,16 @@ class OpenCase:
 
 
 class UnsavedEditsError(InputError):
-    """Opening a case would clear segmentations whose edits were not saved."""
+    """Opening a case would clear segmentations whose edits were not saved.
 
-    def __init__(self, names: list[str]):
-        self.names = names
-        quoted = ", ".join(f"'{name}'" for name in names)
-        super().__init__(f"{quoted} {'has' if len(names) == 1 else 'have'} edits that are not saved")
+    ``unsaved`` (name -> fingerprint of the labels) is what the user is told; handing it back as
+    ``discard`` discards exactly that, and an edit made since makes the refusal come again.
+    """
+
+    def __init__(self, unsaved: dict[str, str]):
+        self.unsaved = unsaved
+        quoted = ", ".join(f"'{name}'" for name in unsaved)
+        super().__init__(f"{quoted} {'has' if len(unsaved) == 1 else 'have'} edits that are not saved")
 
 
 class WebSession:
@@ -75,17 +79,18 @@ class WebSession:
     def case_choices(self, bundle: ModelBundle) -> list[dict[str, str]]:
         return case_choices(self.data_root, bundle)
 
-    def open_case(self, bundle: ModelBundle, key: str, discard: Sequence[str] = ()) -> OpenCase:
+    def open_case(self, bundle: ModelBundle, key: str, discard: Mapping[str, str] | None = None) -> OpenCase:
         """Read every modality first (a bad file leaves the open case as it was), then replace the scene.
 
-        Refused while a segmentation not named in ``discard`` holds edits that were not saved.
+        Refused while segmentations hold edits that were not saved, unless ``discard`` is exactly those
+        edits (the ``unsaved`` of the refusal the user was shown).
         """
         if self.running:
             raise InputError("a segmentation is running: cancel it before opening another case")
         files = resolve_case(self.data_root, bundle, key)
         volumes = {name: read_volume(path) for name, path in files.paths.items()}
-        unsaved = [name for name in self.unsaved_edits() if name not in discard]
-        if unsaved:
+        unsaved = {node.GetName(): self._labels_fingerprint(node) for node in self._unsaved_nodes()}
+        if unsaved and unsaved != discard:
             raise UnsavedEditsError(unsaved)
         self.logic.drop_activations()
         self.logic.scene.Clear(False)
@@ -163,15 +168,18 @@ class WebSession:
         saved = {}
         for node in [self.segmentation, *kept]:
             saved[node.GetName()] = save_segmentation(self.logic, node, self.case.folder, self.case.id)
-            self._saved[node.GetID()] = fingerprint(self.logic.labels(node).array)
+            self._saved[node.GetID()] = self._labels_fingerprint(node)
         return saved
 
     def _unsaved_nodes(self) -> list[Node]:
         return [
             node
             for node in self.logic.edited_segmentations()
-            if self._saved.get(node.GetID()) != fingerprint(self.logic.labels(node).array)
+            if self._saved.get(node.GetID()) != self._labels_fingerprint(node)
         ]
+
+    def _labels_fingerprint(self, node: Node) -> str:
+        return fingerprint(self.logic.labels(node).array)
 
 
 def statistics_rows(rows: list[LabelStatistics]) -> list[dict]:
