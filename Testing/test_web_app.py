@@ -73,6 +73,13 @@ def settle(loop, app: WebApp, seconds: float = 1.0) -> None:
     loop.run_until_complete(idle())
 
 
+def paint_edema(segmentation, reference, edema: np.ndarray) -> None:
+    """The edema segment made ``edema``, as the segment editor's paint and erase leave it."""
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = oriented_image(edema.astype(np.uint8), reference)
+    logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
+
+
 def foregrounds(app: WebApp) -> set:
     collection = app.slicer.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
     return {
@@ -134,9 +141,7 @@ def test_statistics_follow_edits(app, loop):
     segmentation, reference = app.session.segmentation, app.session.case.reference
     edited = read_labels(segmentation, reference) == 2
     edited[4:8, 10:20, 10:20] = True
-    logic = slicer.vtkSlicerSegmentationsModuleLogic
-    image = oriented_image(edited.astype(np.uint8), reference)
-    logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
+    paint_edema(segmentation, reference, edited)
     settle(loop, app)
     edema = next(row for row in app.panel.data.statistics if row["label"] == 2)
     assert edema["voxels"] == int((read_labels(segmentation, reference) == 2).sum())
@@ -153,11 +158,9 @@ def test_cancel_and_save(app, loop):
 
 def test_open_over_unsaved_edits_warns_first_and_discards_on_the_second_press(app, loop):
     segmentation, reference = app.session.segmentation, app.session.case.reference
-    labels = read_labels(segmentation, reference)
-    labels[0, 0, 0] = 2 if labels[0, 0, 0] != 2 else 0
-    logic = slicer.vtkSlicerSegmentationsModuleLogic
-    image = oriented_image((labels == 2).astype(np.uint8), reference)
-    logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
+    edema = read_labels(segmentation, reference) == 2
+    edema[0, 0, 0] = not edema[0, 0, 0]
+    paint_edema(segmentation, reference, edema)
     settle(loop, app)
     app.page.open_clicked()  # the Open button
     assert app.panel.data.message.endswith(
@@ -173,11 +176,9 @@ def test_save_names_the_file_pair_holding_edits_kept_beside_a_newer_result(app, 
     app.segment()
     settle(loop, app)
     edited, reference = app.session.segmentation, app.session.case.reference
-    labels = read_labels(edited, reference) == 2
-    labels[0, 0, 0] = not labels[0, 0, 0]
-    logic = slicer.vtkSlicerSegmentationsModuleLogic
-    image = oriented_image(labels.astype(np.uint8), reference)
-    logic.SetBinaryLabelmapToSegment(image, edited, segment_id(2), logic.MODE_REPLACE)
+    edema = read_labels(edited, reference) == 2
+    edema[0, 0, 0] = not edema[0, 0, 0]
+    paint_edema(edited, reference, edema)
     app.segment()  # the edits stay in the first segmentation
     settle(loop, app)
     assert app.session.segmentation is not edited
