@@ -169,7 +169,7 @@ def test_edits_kept_beside_a_new_result_stop_a_case_from_being_opened_and_are_sa
     case = session.open_case(bundle, "site/p1_flair.nii.gz")
     edited = segment(session, bundle).segmentation_node
     flip_one_voxel(edited, case.reference)
-    assert segment(session, bundle).segmentation_node is not edited  # the edits went to no new node
+    assert segment(session, bundle).segmentation_node is not edited  # the edits stay where they were
     assert session.unsaved_edits() == [edited.GetName()]
     with pytest.raises(InputError, match="not saved"):
         session.open_case(bundle, "site/p1_flair.nii.gz")
