@@ -276,26 +276,25 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     if len(series) > 1:
         raise InputError(f"folder holds {len(series)} DICOM series; give a folder with one", folder)
     files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
-    gaps = _slice_gaps_mm([_slice_position(file) for file in files])
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()  # each slice's header, from the same single read
+    with _itk_warnings_hidden():
+        image = reader.Execute()
+    gaps = _slice_gaps_mm([_slice_position(reader, index) for index in range(len(files))])
     if gaps.size and (gaps.max() - gaps.min()) > max(DICOM_GAP_TOLERANCE * float(np.median(gaps)), 0.01):
         raise InputError(
             f"DICOM slices are unevenly spaced ({gaps.min():.2f}-{gaps.max():.2f} mm apart): missing "
             "or repeated slices; export the complete series",
             folder,
         )
-    reader.SetFileNames(files)
-    with _itk_warnings_hidden():
-        return reader.Execute()
+    return image
 
 
-def _slice_position(file: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _slice_position(reader: sitk.ImageSeriesReader, index: int) -> tuple[np.ndarray, np.ndarray] | None:
     """A slice's position and normal from its header, or None where it has none (a multi-frame file)."""
-    header = sitk.ImageFileReader()
-    header.SetFileName(file)
-    header.ReadImageInformation()
     try:
-        position = np.array([float(v) for v in header.GetMetaData("0020|0032").split("\\")])
-        orientation = np.array([float(v) for v in header.GetMetaData("0020|0037").split("\\")])
+        position = np.array([float(v) for v in reader.GetMetaData(index, "0020|0032").split("\\")])
+        orientation = np.array([float(v) for v in reader.GetMetaData(index, "0020|0037").split("\\")])
     except (RuntimeError, ValueError):  # tag absent or not numbers: ITK's own reading decides
         return None
     if position.shape != (3,) or orientation.shape != (6,):
