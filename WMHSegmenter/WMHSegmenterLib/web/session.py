@@ -89,7 +89,7 @@ class WebSession:
             raise InputError("a segmentation is running: cancel it before opening another case")
         files = resolve_case(self.data_root, bundle, key)
         volumes = {name: read_volume(path) for name, path in files.paths.items()}
-        unsaved = {node.GetName(): self._labels_fingerprint(node) for node in self._unsaved_nodes()}
+        unsaved = {node.GetName(): labels for node, labels in self._unsaved()}
         if unsaved and unsaved != discard:
             raise UnsavedEditsError(unsaved)
         self.logic.drop_activations()
@@ -157,26 +157,28 @@ class WebSession:
 
     def unsaved_edits(self) -> list[str]:
         """Names of the segmentations edited since they were made or last saved."""
-        return [node.GetName() for node in self._unsaved_nodes()]
+        return [node.GetName() for node, _ in self._unsaved()]
 
     def save(self) -> dict[str, list[Path]]:
         """The current segmentation, and every other one whose edits are not saved: edits kept beside a
         newer result have no other way out of the page. Returns the files of each, by name, current first."""
         if self.case is None or self.segmentation is None:
             raise InputError("segment a case before saving")
-        kept = [node for node in self._unsaved_nodes() if node is not self.segmentation]
+        kept = [node for node, _ in self._unsaved() if node is not self.segmentation]
         saved = {}
         for node in [self.segmentation, *kept]:
             saved[node.GetName()] = save_segmentation(self.logic, node, self.case.folder, self.case.id)
             self._saved[node.GetID()] = self._labels_fingerprint(node)
         return saved
 
-    def _unsaved_nodes(self) -> list[Node]:
-        return [
-            node
-            for node in self.logic.edited_segmentations()
-            if self._saved.get(node.GetID()) != self._labels_fingerprint(node)
-        ]
+    def _unsaved(self) -> list[tuple[Node, str]]:
+        """Each edited segmentation whose labels differ from what was last saved, with their fingerprint."""
+        unsaved = []
+        for node in self.logic.edited_segmentations():
+            labels = self._labels_fingerprint(node)
+            if self._saved.get(node.GetID()) != labels:
+                unsaved.append((node, labels))
+        return unsaved
 
     def _labels_fingerprint(self, node: Node) -> str:
         return fingerprint(self.logic.labels(node).array)
