@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -92,7 +93,9 @@ def test_ras_nifti_written_by_another_tool_gets_a_mask_with_the_same_affine(mode
     np.testing.assert_allclose(mask.affine, source.affine, atol=1e-5)
 
 
-def test_brats_labels_can_be_written_in_the_2023_convention(models_env, tmp_path, capsys):
+def test_brats_labels_and_their_statistics_can_be_written_in_the_2023_convention(
+    models_env, tmp_path, capsys
+):
     volume = blob_volume(shape=(16, 32, 32))
     paths = {m: write_volume(volume, tmp_path / f"c_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")}
     flags = [x for m, p in paths.items() for x in (f"--{m}", p)]
@@ -104,11 +107,23 @@ def test_brats_labels_can_be_written_in_the_2023_convention(models_env, tmp_path
         *flags,
         "-o",
         tmp_path / "seg.nii.gz",
+        "--stats",
+        tmp_path / "stats.csv",
         "--labels",
         "brats2023",
     )
     assert code == 0, err
-    assert set(np.unique(read_volume(tmp_path / "seg.nii.gz").array)) <= {0, 1, 2, 3}
+    labels = read_volume(tmp_path / "seg.nii.gz").array
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}
+    with open(tmp_path / "stats.csv") as handle:
+        rows = {row["label"]: int(row["voxels"]) for row in csv.DictReader(handle)}
+    assert rows == {
+        "1": np.count_nonzero(labels == 1),
+        "2": np.count_nonzero(labels == 2),
+        "3": np.count_nonzero(labels == 3),
+        "1+2+3": np.count_nonzero(labels),
+        "1+3": np.count_nonzero(np.isin(labels, (1, 3))),
+    }
 
 
 def test_json_progress_is_one_json_object_per_line_and_monotonic(models_env, flair, tmp_path, capsys):

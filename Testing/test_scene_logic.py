@@ -92,6 +92,24 @@ def test_statistics_table_equals_engine_quantify_also_after_editing(wmh_case):
     assert_table_equals(result.statistics_node, rows)
 
 
+def test_brats_statistics_add_whole_tumor_core_and_enhancing_volumes_that_follow_edits(brats_case):
+    logic, bundle, nodes = brats_case
+    result = logic.segment(bundle, nodes, SegmentOptions(device="cpu"))
+    node = result.segmentation_node
+    edema = np.zeros(SHAPE, dtype=bool)
+    edema[1:9, 2:22, 2:18] = True
+    toggle(node, nodes["flair"], 2, edema)
+    rows = logic.update_statistics(node)
+    labels = logic.labels(node).array
+    regions = {row.name: (row.label, row.voxels) for row in rows[3:]}
+    assert regions == {
+        "Whole tumor (WT)": ("1+2+4", np.count_nonzero(labels)),
+        "Tumor core (TC)": ("1+4", np.count_nonzero(np.isin(labels, (1, 4)))),
+        "Enhancing tumor (ET)": ("4", np.count_nonzero(labels == 4)),
+    }
+    assert_table_equals(result.statistics_node, rows)
+
+
 def assert_table_equals(table_node, rows) -> None:
     table = table_node.GetTable()
     assert table.GetNumberOfRows() == len(rows)

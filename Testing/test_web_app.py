@@ -143,7 +143,7 @@ def test_statistics_follow_edits(app, loop):
     edited[4:8, 10:20, 10:20] = True
     paint_edema(segmentation, reference, edited)
     settle(loop, app)
-    edema = next(row for row in app.panel.data.statistics if row["label"] == 2)
+    edema = next(row for row in app.panel.data.statistics if row["label"] == "2")
     assert edema["voxels"] == int((read_labels(segmentation, reference) == 2).sum())
 
 

@@ -12,10 +12,10 @@ from ..engine.bundle import ModelBundle, find_bundle
 from ..engine.cases import find_cases
 from ..engine.device import DEVICE_CHOICES
 from ..engine.errors import InputError
-from ..engine.labels import BRATS2018, BRATS2023, convert_convention
+from ..engine.labels import BRATS2018, BRATS2023, convert_convention, converted_value
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
-from ..engine.quantify import label_statistics, write_statistics_csv
+from ..engine.quantify import label_statistics, task_regions, write_statistics_csv
 from ..engine.volume import (
     WRITABLE_EXTENSIONS,
     check_output_path,
@@ -55,7 +55,11 @@ def add_parser(subparsers) -> None:
         )
     parser.add_argument("-o", "--output", type=Path, help="label map to write (.nii.gz, .nii, .nrrd, .mha)")
     parser.add_argument("--probabilities", type=Path, help="also write the probability map(s)")
-    parser.add_argument("--stats", type=Path, help="also write label volumes (ml) and lesion counts as CSV")
+    parser.add_argument(
+        "--stats",
+        type=Path,
+        help="also write volumes (ml) and lesion counts as CSV, per label and per tumor region",
+    )
     parser.add_argument("--overlay", type=Path, help="also write a PNG of the slice with the most foreground")
     parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
     add_activation_options(parser)
@@ -147,15 +151,16 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
 def write_outputs(
     prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args, activation_views: list[str]
 ) -> None:
-    labels = prediction.labels
-    if args.labels and args.labels != BRATS2018:
-        labels = labels.with_array(convert_convention(labels.array, args.labels, BRATS2018).astype("uint8"))
+    labels, convention = prediction.labels, args.labels or BRATS2018
+    if convention != BRATS2018:
+        labels = labels.with_array(convert_convention(labels.array, convention, BRATS2018).astype("uint8"))
     write_volume(labels, outputs.mask, args.overwrite)
     if outputs.probabilities is not None:
         write_volume(prediction.probabilities, outputs.probabilities, args.overwrite)
     if outputs.statistics is not None:
-        names = {info.value: info.name for info in bundle.labels}
-        write_statistics_csv(label_statistics(prediction.labels, names), outputs.statistics, args.overwrite)
+        names = {converted_value(info.value, convention): info.name for info in bundle.labels}
+        rows = label_statistics(labels, names, task_regions(bundle.task, convention))
+        write_statistics_csv(rows, outputs.statistics, args.overwrite)
     if outputs.overlay is not None:
         colors = {info.value: info.color for info in bundle.labels}
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)

@@ -23,6 +23,8 @@ EDEMA = 2
 ENHANCING = {BRATS2018: 4, BRATS2023: 3}
 
 REGIONS = ("wt", "tc", "et")
+#: How a radiologist reads each region's name (tables, overlays).
+REGION_NAMES = {"wt": "Whole tumor", "tc": "Tumor core", "et": "Enhancing tumor"}
 #: Region name -> the tissue classes it unites; "enhancing" is resolved per convention.
 REGION_TISSUES = {
     "wt": ("necrotic_core", "edema", "enhancing"),
@@ -114,6 +116,12 @@ def convert_convention(labels: np.ndarray, target: str, source_convention: str =
     converted = labels.copy()
     converted[labels == ENHANCING[source_convention]] = ENHANCING[target]
     return converted
+
+
+def converted_value(value: int, target: str, source: str = BRATS2018) -> int:
+    """One label value as ``target`` convention writes it (only the enhancing tumor's differs)."""
+    _check_convention(target)
+    return ENHANCING[target] if value == ENHANCING[source] else value
 
 
 def _check_convention(convention: str) -> None:

@@ -1,35 +1,57 @@
-"""Label statistics a radiologist reads: volume in ml and number of separate lesions per label."""
+"""Label statistics a radiologist reads: volume in ml and number of separate lesions per label.
+
+A BraTS result is also read by region (whole tumor, tumor core, enhancing tumor): those are the
+volumes tumor response is judged on, and each unites several labels, so it gets a row of its own.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from .labels import BRATS2018, REGION_NAMES, region_labels
 from .volume import Volume, publish_file
 
 
 @dataclass
 class LabelStatistics:
-    label: int
+    #: the label value, or for a region the values it unites joined by "+" (e.g. "1+2+4")
+    label: str
     name: str
     voxels: int
     volume_ml: float
     components: int
 
 
-def label_statistics(labels: Volume, names: dict[int, str]) -> list[LabelStatistics]:
-    """One row per named label, including labels that are absent (volume 0)."""
+def task_regions(task: str, convention: str = BRATS2018) -> dict[str, tuple[int, ...]]:
+    """Region name -> the label values it unites, for the tasks read by region (BraTS); none for WMH."""
+    if task != "brats":
+        return {}
+    return {
+        f"{REGION_NAMES[region]} ({region.upper()})": values
+        for region, values in region_labels(convention).items()
+    }
+
+
+def label_statistics(
+    labels: Volume, names: Mapping[int, str], regions: Mapping[str, Sequence[int]] | None = None
+) -> list[LabelStatistics]:
+    """One row per named label, including labels that are absent (volume 0), then one per region."""
     voxel_ml = float(np.prod(labels.geometry.spacing)) / 1000.0
+    groups = [((value,), name) for value, name in sorted(names.items())]
+    groups += [(tuple(values), name) for name, values in (regions or {}).items()]
     rows = []
-    for value, name in sorted(names.items()):
-        mask = labels.array == value
+    for values, name in groups:
+        mask = np.isin(labels.array, values)
         voxels = int(np.count_nonzero(mask))
         components = ndimage.label(mask, structure=np.ones((3, 3, 3)))[1] if voxels else 0
-        rows.append(LabelStatistics(value, name, voxels, round(voxels * voxel_ml, 4), int(components)))
+        label = "+".join(str(value) for value in values)
+        rows.append(LabelStatistics(label, name, voxels, round(voxels * voxel_ml, 4), int(components)))
     return rows
 
 

@@ -25,7 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.quantify import LabelStatistics, label_statistics
+from ..engine.quantify import LabelStatistics, label_statistics, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
     DEFAULT_OPACITY,
@@ -269,7 +269,8 @@ class SegmenterLogic:
             write_regions(regions, prediction.labels.array, reference)
         self.show_overlay(node, "labels")
         names = {info.value: info.name for info in bundle.labels}
-        rows = label_statistics(Volume(prediction.labels.array, world_geometry(reference)), names)
+        labels = Volume(prediction.labels.array, world_geometry(reference))
+        rows = label_statistics(labels, names, task_regions(bundle.task))
         table = self._statistics_node(node)
         fill_statistics_table(table, rows)
         return SegmentResult(
@@ -318,7 +319,8 @@ class SegmenterLogic:
 
     def update_statistics(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[LabelStatistics]:
         """Recompute the statistics table after the user edited the segmentation."""
-        rows = label_statistics(self.labels(segmentation_node), label_names(segmentation_node))
+        regions = task_regions(segmentation_node.GetAttribute(TASK_ATTRIBUTE) or "")
+        rows = label_statistics(self.labels(segmentation_node), label_names(segmentation_node), regions)
         fill_statistics_table(self._statistics_node(segmentation_node), rows)
         return rows
 

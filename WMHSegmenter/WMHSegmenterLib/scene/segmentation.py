@@ -18,7 +18,7 @@ from vtk.util import numpy_support
 
 from ..engine.bundle import LabelInfo
 from ..engine.errors import InputError
-from ..engine.labels import region_masks
+from ..engine.labels import REGION_NAMES, region_masks
 from .nodes import image_data
 
 LABEL_TAG = "WMHSegmenter.LabelValue"
@@ -29,11 +29,7 @@ TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 TERMINOLOGY_PARTS = ("category", "type", "type_modifier", "region", "region_modifier")
 #: BraTS evaluation regions shown as nested overlays: whole tumor, tumor core, enhancing tumor.
-REGIONS = {
-    "wt": ("Whole tumor", (0.25, 0.75, 0.35)),
-    "tc": ("Tumor core", (0.85, 0.25, 0.25)),
-    "et": ("Enhancing tumor", (1.0, 0.9, 0.2)),
-}
+REGION_COLORS = {"wt": (0.25, 0.75, 0.35), "tc": (0.85, 0.25, 0.25), "et": (1.0, 0.9, 0.2)}
 
 
 def terminology_entry(terminology: dict) -> str:
@@ -193,9 +189,9 @@ def write_regions(
     segmentation_node.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
     segmentation = segmentation_node.GetSegmentation()
     segmentation.RemoveAllSegments()
-    for region, (name, color) in REGIONS.items():
+    for region, color in REGION_COLORS.items():
         segment = slicer.vtkSegment()
-        segment.SetName(name)
+        segment.SetName(REGION_NAMES[region])
         segment.SetColor(*color)
         segment.AddRepresentation(BINARY_LABELMAP, oriented_image(masks[region].astype(np.uint8), reference))
         segmentation.AddSegment(segment, region)

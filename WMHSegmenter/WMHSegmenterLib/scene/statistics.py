@@ -15,7 +15,13 @@ from ..engine.quantify import LabelStatistics
 
 #: (row attribute, column name, VTK array class, unit, description)
 COLUMNS = (
-    ("label", "Label", vtk.vtkIntArray, "", "label value in the label map"),
+    (
+        "label",
+        "Label",
+        vtk.vtkStringArray,
+        "",
+        "label value in the label map (a region: the values it unites)",
+    ),
     ("name", "Segment", vtk.vtkStringArray, "", "segment name"),
     ("voxels", "Voxels", vtk.vtkIntArray, "", "number of voxels"),
     ("volume_ml", "Volume", vtk.vtkDoubleArray, "ml", "volume in millilitres"),
@@ -26,7 +32,7 @@ COLUMNS = (
 def fill_statistics_table(
     table_node: slicer.vtkMRMLTableNode, rows: Sequence[LabelStatistics]
 ) -> slicer.vtkMRMLTableNode:
-    """Replace the table's contents with one row per label."""
+    """Replace the table's contents with one row per label (and per tumor region)."""
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for attribute, column, array_class, unit, description in COLUMNS:

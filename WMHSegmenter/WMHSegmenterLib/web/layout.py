@@ -253,7 +253,7 @@ class Page:
             with html.Thead(), html.Tr():
                 for title in ("Segment", "Volume (ml)", "Lesions", "Voxels"):
                     html.Th(title)
-            with html.Tbody(), html.Tr(v_for=f"row in {name.statistics}", key="row.label"):
+            with html.Tbody(), html.Tr(v_for=f"(row, index) in {name.statistics}", key="index"):
                 for column in ("name", "volume_ml", "components", "voxels"):
                     html.Td("{{ row." + column + " }}")
         v.VBtn(

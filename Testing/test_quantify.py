@@ -1,0 +1,57 @@
+"""Label statistics: volumes and lesion counts per label, and per tumor region for BraTS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from WMHSegmenterLib.engine.labels import BRATS2023
+from WMHSegmenterLib.engine.quantify import label_statistics, task_regions
+from WMHSegmenterLib.engine.volume import Geometry, Volume
+
+BRATS_NAMES = {1: "Necrotic core", 2: "Edema", 4: "Enhancing tumor"}
+
+
+def two_tumors() -> Volume:
+    """Two separate tumors on a 1 × 1 × 2 mm grid (2 mm³ a voxel), every count known by hand."""
+    labels = np.zeros((20, 30, 30), dtype=np.uint8)
+    labels[2:6, 2:10, 2:10] = 2  # first tumor: 256 edema voxels around...
+    labels[3:5, 4:8, 4:8] = 1  # ... 32 necrotic core voxels
+    labels[3:5, 4:6, 4:6] = 4  # ... of which 8 are enhancing
+    labels[12:14, 20:25, 20:25] = 4  # second tumor: 50 enhancing voxels, nothing else
+    return Volume(labels, Geometry.identity(spacing=(1.0, 1.0, 2.0)))
+
+
+def test_brats_rows_give_each_label_then_whole_tumor_core_and_enhancing_volumes():
+    rows = label_statistics(two_tumors(), BRATS_NAMES, task_regions("brats"))
+    table = {row.name: (row.label, row.voxels, row.volume_ml, row.components) for row in rows}
+    assert [row.name for row in rows] == [
+        "Necrotic core",
+        "Edema",
+        "Enhancing tumor",
+        "Whole tumor (WT)",
+        "Tumor core (TC)",
+        "Enhancing tumor (ET)",
+    ]
+    assert table["Necrotic core"] == ("1", 24, 0.048, 1)
+    assert table["Edema"] == ("2", 224, 0.448, 1)
+    assert table["Enhancing tumor"] == ("4", 58, 0.116, 2)
+    assert table["Whole tumor (WT)"] == ("1+2+4", 306, 0.612, 2)
+    assert table["Tumor core (TC)"] == ("1+4", 82, 0.164, 2)
+    assert table["Enhancing tumor (ET)"] == ("4", 58, 0.116, 2)
+
+
+def test_regions_follow_the_2023_convention_where_enhancing_tumor_is_3():
+    volume = two_tumors()
+    written = volume.with_array(np.where(volume.array == 4, 3, volume.array).astype(np.uint8))
+    rows = label_statistics(
+        written, {1: "Necrotic core", 2: "Edema", 3: "Enhancing tumor"}, task_regions("brats", BRATS2023)
+    )
+    assert [(row.label, row.voxels) for row in rows[3:]] == [("1+2+3", 306), ("1+3", 82), ("3", 58)]
+
+
+def test_wmh_has_no_region_rows_and_absent_labels_read_zero():
+    empty = Volume(np.zeros((4, 5, 6), dtype=np.uint8), Geometry.identity())
+    rows = label_statistics(empty, {1: "Lesion"}, task_regions("wmh"))
+    assert [(row.label, row.name, row.voxels, row.volume_ml, row.components) for row in rows] == [
+        ("1", "Lesion", 0, 0.0, 0)
+    ]
