@@ -2,6 +2,7 @@
 
 wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
 wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model [--card-notes N.md]
+wmhseg-train cross-validate --config Training/configs/brats_glioma_cpu.yaml --out runs/cv [--folds 0,1]
 wmhseg-train select-cleaning --task brats --reference-dir DATA --prediction-dir CV_PREDICTIONS
 wmhseg-train reissue BUNDLE --out FOLDER --version 1.0.1 --inference brain_mask=true [--card-notes N.md]
 """
@@ -18,7 +19,7 @@ from WMHSegmenterLib.engine.errors import InputError
 
 PROGRAM = "wmhseg-train"
 
-#: Metrics shown beside the selection metric when comparing cleanings.
+#: Metrics shown beside the selection metric when comparing cleanings or cross-validation cases.
 CLEANING_COLUMNS = {
     "wmh": ("hd95", "avd", "lesion_recall", "lesion_f1"),
     "brats": ("wt_dice", "tc_dice", "et_dice", "wt_hd95", "tc_hd95", "et_hd95"),
@@ -31,12 +32,18 @@ def train_parser() -> argparse.ArgumentParser:
         description="Train WMHSegmenter's 3D U-Net on a data set. "
         f"To bundle a finished run: {PROGRAM} export RUN_DIR --id ID --out FOLDER.",
     )
-    parser.add_argument("--config", type=Path, required=True, help="YAML run configuration")
+    _add_run_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    parser.add_argument("--data", type=Path, help="data folder (or CSV file), overriding data.root")
     parser.add_argument("--fold", help="fold to validate on (0..folds-1) or 'all', overriding data.fold")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: <output.runs_dir>/<name>-fold<k>)")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What training and cross-validation both take: the config, its overrides, the device."""
+    parser.add_argument("--config", type=Path, required=True, help="YAML run configuration")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--data", type=Path, help="data folder (or CSV file), overriding data.root")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -46,7 +53,38 @@ def train_parser() -> argparse.ArgumentParser:
         help="override any setting, e.g. --set training.epochs=2 (repeatable; values are YAML)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_inference_option(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument(
+        "--inference",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{purpose}, e.g. --inference overlap=0.25 "
+        "--inference 'patch_size_zyx=[64,160,160]' (repeatable; values are YAML)",
+    )
+
+
+def crossval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROGRAM} cross-validate",
+        description="Train every fold of a config (or continue where a run stopped), segment each fold's "
+        "held-out cases with its last epoch as its bundle would, and score every case in one table "
+        "(OUT/cases.csv; predictions in OUT/predictions).",
+    )
+    _add_run_options(parser)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the folds' runs and the table")
+    parser.add_argument("--folds", type=_fold_list, help="comma-separated folds to run (default: all)")
+    _add_inference_option(parser, "score the folds with an inference setting of the bundle")
     return parser
+
+
+def _fold_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fold numbers, got {text!r}") from None
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -64,14 +102,7 @@ def export_parser() -> argparse.ArgumentParser:
 def _add_bundle_writing_options(parser: argparse.ArgumentParser) -> None:
     """What export and reissue both take: replacing, inference settings, card notes."""
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
-    parser.add_argument(
-        "--inference",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set an inference default of the bundle, e.g. --inference overlap=0.25 "
-        "--inference 'patch_size_zyx=[64,160,160]' (repeatable; values are YAML)",
-    )
+    _add_inference_option(parser, "set an inference default of the bundle")
     parser.add_argument(
         "--card-notes",
         type=Path,
@@ -131,16 +162,21 @@ def _cleanings(text: str) -> tuple:
     return cleanings
 
 
-def run_train(args: argparse.Namespace) -> int:
+def _run_config(args: argparse.Namespace, fold: str | None = None) -> dict:
     from .config import apply_override, load_config, resolve_paths
-    from .loop import train
 
     config = load_config(args.config, args.overrides)
     if args.data is not None:
         config["data"]["root"] = str(args.data.resolve())
-    if args.fold is not None:
-        apply_override(config, f"data.fold={args.fold}")
-    config = resolve_paths(config)
+    if fold is not None:
+        apply_override(config, f"data.fold={fold}")
+    return resolve_paths(config)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .loop import train
+
+    config = _run_config(args, args.fold)
     run_dir = (
         args.run_dir
         or Path(config["output"]["runs_dir"]) / f"{config['output']['name']}-fold{config['data']['fold']}"
@@ -148,6 +184,23 @@ def run_train(args: argparse.Namespace) -> int:
     run_dir = run_dir.resolve()
     train(config, run_dir, resume=args.resume, device=args.device, show_progress=not args.quiet)
     print(f"run finished: {run_dir}  (bundle it: {PROGRAM} export {run_dir} --id <id> --out <folder>)")
+    return 0
+
+
+def run_cross_validate(args: argparse.Namespace) -> int:
+    from .crossval import CASES_CSV, cross_validate, mean_row
+    from .validation import SELECTION_METRIC
+
+    config = _run_config(args)
+    rows = cross_validate(
+        config, args.out, args.folds, args.inference, args.device, show_progress=not args.quiet
+    )
+    columns = [SELECTION_METRIC[config["task"]], *CLEANING_COLUMNS[config["task"]]]
+    print("  ".join(["fold", f"{'case':<24}", *columns]))
+    for row in [*rows, {"fold": "", "case": f"mean of {len(rows)}", **mean_row(rows)}]:
+        values = [f"{row[column]:>{len(column)}.4f}" for column in columns]
+        print("  ".join([f"{row['fold']!s:>4}", f"{row['case']:<24}", *values]))
+    print(f"per case: {args.out / CASES_CSV}")
     return 0
 
 
@@ -212,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_export(export_parser().parse_args(argv[1:]))
         if argv[:1] == ["reissue"]:
             return run_reissue(reissue_parser().parse_args(argv[1:]))
+        if argv[:1] == ["cross-validate"]:
+            return run_cross_validate(crossval_parser().parse_args(argv[1:]))
         if argv[:1] == ["select-cleaning"]:
             return run_select_cleaning(cleaning_parser().parse_args(argv[1:]))
         if argv[:1] == ["train"]:

@@ -76,15 +76,8 @@ def export_run(
     notes = _read_notes(card_notes)
     state = load_checkpoint(chosen)
     config = state["config"]
-    network = UNet3D(network_config(config, deep_supervision=False))
-    inference_weights = {k: v for k, v in state["model"].items() if not k.startswith(TRAINING_ONLY_PREFIX)}
-    network.load_state_dict(inference_weights, strict=True)
-
-    shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
-    shipped["inference"] = island_setting_upgraded(shipped["inference"])
-    for setting in inference:
-        apply_override(shipped, f"inference.{setting}")
-    check_config(shipped)
+    network = inference_network(state)
+    shipped = bundle_config(config, inference)
     meta = bundle_metadata(shipped, model_id, version)
     meta["name"] = name or model_id
     meta["intended_use"] = INTENDED_USE[config["task"]]
@@ -95,6 +88,24 @@ def export_run(
     meta["validation"] = _json_safe(validation)
 
     return _write_bundle(network, meta, out, model_card(meta, notes))
+
+
+def inference_network(state: dict[str, Any]) -> UNet3D:
+    """A checkpoint's network as a bundle holds it: without the deep-supervision heads."""
+    network = UNet3D(network_config(state["config"], deep_supervision=False))
+    weights = {k: v for k, v in state["model"].items() if not k.startswith(TRAINING_ONLY_PREFIX)}
+    network.load_state_dict(weights, strict=True)
+    return network
+
+
+def bundle_config(config: dict[str, Any], inference: Sequence[str] = ()) -> dict[str, Any]:
+    """A run's config as its bundle will run: with ``key=value`` inference settings chosen after training."""
+    shipped = merge(DEFAULTS, config)  # runs older than a config key get its default
+    shipped["inference"] = island_setting_upgraded(shipped["inference"])
+    for setting in inference:
+        apply_override(shipped, f"inference.{setting}")
+    check_config(shipped)
+    return shipped
 
 
 def reissue_bundle(

@@ -371,6 +371,18 @@ def _checkpoint_to_resume(config, paths: dict[str, Path], resume: bool) -> dict[
     if not paths["last"].is_file():
         raise InputError("nothing to resume: no checkpoint yet", paths["last"])
     state = load_checkpoint(paths["last"])
+    check_same_recipe(config, state, paths["config"])
+    if config["training"]["epochs"] <= state["epoch"]:
+        raise InputError(
+            f"the run has finished its {state['epoch']} epochs; to extend it, resume with more "
+            f"(--set training.epochs=N)",
+            paths["last"],
+        )
+    return state
+
+
+def check_same_recipe(config: Mapping[str, Any], state: Mapping[str, Any], source: Path) -> None:
+    """Refuses a config that would train other than the checkpoint's run (its length may differ)."""
     changed = [
         key
         # a run older than a config key is compared as if it had the key's default, as export reads it
@@ -379,16 +391,8 @@ def _checkpoint_to_resume(config, paths: dict[str, Path], resume: bool) -> dict[
     ]
     if changed:
         raise InputError(
-            f"config differs from the run's ({', '.join(changed[:6])}); resume with the same config",
-            paths["config"],
+            f"config differs from the run's ({', '.join(changed[:6])}); resume with the same config", source
         )
-    if config["training"]["epochs"] <= state["epoch"]:
-        raise InputError(
-            f"the run has finished its {state['epoch']} epochs; to extend it, resume with more "
-            f"(--set training.epochs=N)",
-            paths["last"],
-        )
-    return state
 
 
 def _real_sampler(cases: list[CachedCase], region, foreground_fraction: float, augmentation):

@@ -16,7 +16,7 @@ from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.device import resolve_device
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
-from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.predictor import Prediction, Predictor
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 
 from .datasets import CaseFiles, find_cases
@@ -32,9 +32,12 @@ def validate(
     cases: Sequence[CaseFiles],
     device: torch.device,
     run_dir: Path,
-    on_case: Callable[[str, dict[str, float]], None] | None = None,
+    on_case: Callable[[CaseFiles, Prediction, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """Mean metrics over ``cases`` (NaN-aware: the WMH AVD is undefined on lesion-free references)."""
+    """Mean metrics over ``cases``.
+
+    ``on_case`` sees each case's prediction and scores as they come (cross-validation keeps both).
+    """
     predictor = validation_predictor(network, config, device, run_dir)
     per_case = []
     try:
@@ -44,10 +47,10 @@ def validate(
             scores = score(config["task"], read_volume(case.label), prediction.labels, case.label)
             per_case.append(scores)
             if on_case is not None:
-                on_case(case.id, scores)
+                on_case(case, prediction, scores)
     finally:
         network.train()
-    return {key: _nanmean([s[key] for s in per_case]) for key in per_case[0]} if per_case else {}
+    return mean_metrics(per_case)
 
 
 def validation_predictor(
@@ -83,10 +86,14 @@ def scored_with_bundle_settings(
         return validation
     if not set(case_ids) <= set(found):
         return validation
-    as_bundle = {**config, "validation": {**config["validation"], "overlap": None, "mirror": None}}
     device = torch.device(resolve_device("auto"))
-    metrics = validate(network, as_bundle, [found[i] for i in case_ids], device, folder)
+    metrics = validate(network, as_bundle(config), [found[i] for i in case_ids], device, folder)
     return {**validation, "metrics": metrics, "inference": settings}
+
+
+def as_bundle(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with validation predicting as the bundle does (validation.overlap/mirror unset)."""
+    return {**config, "validation": {**config["validation"], "overlap": None, "mirror": None}}
 
 
 def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
@@ -95,6 +102,11 @@ def score(task: str, reference, prediction, source: Path) -> dict[str, float]:
     metrics = evaluate_brats(reference, prediction, reference_source=source)
     metrics["mean_dice"] = float(np.mean([metrics[f"{r}_dice"] for r in ("wt", "tc", "et")]))
     return metrics
+
+
+def mean_metrics(per_case: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over cases, NaN-aware: the WMH AVD is undefined on lesion-free references."""
+    return {key: _nanmean([scores[key] for scores in per_case]) for key in per_case[0]} if per_case else {}
 
 
 def _nanmean(values: list[float]) -> float:
