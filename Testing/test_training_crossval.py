@@ -51,6 +51,7 @@ def test_every_case_is_held_out_once_and_scored_on_its_written_prediction(four_c
         prediction = read_volume(out / "predictions" / f"{row['case']}.nii.gz")
         assert prediction.geometry.matches(reference.geometry, tolerance=1e-6)
         assert float(row["dice"]) == pytest.approx(evaluate_wmh(reference, prediction)["dice"], abs=1e-9)
+        assert float(row["seconds"]) > 0
     assert "mean of 4" in capsys.readouterr().out
 
 

@@ -195,7 +195,7 @@ def run_cross_validate(args: argparse.Namespace) -> int:
     rows = cross_validate(
         config, args.out, args.folds, args.inference, args.device, show_progress=not args.quiet
     )
-    columns = [SELECTION_METRIC[config["task"]], *CLEANING_COLUMNS[config["task"]]]
+    columns = [SELECTION_METRIC[config["task"]], *CLEANING_COLUMNS[config["task"]], "seconds"]
     print("  ".join(["fold", f"{'case':<24}", *columns]))
     for row in [*rows, {"fold": "", "case": f"mean of {len(rows)}", **mean_row(rows)}]:
         values = [f"{row[column]:>{len(column)}.4f}" for column in columns]

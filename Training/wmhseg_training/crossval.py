@@ -108,7 +108,8 @@ def score_fold(
 
     def keep(case, prediction, scores) -> None:
         write_volume(prediction.labels, predictions / f"{case.id}.nii.gz", overwrite=True)
-        rows.append({"fold": fold, "case": case.id, **scores})
+        seconds = round(sum(prediction.timings.values()), 2)  # to segment; reading the files aside
+        rows.append({"fold": fold, "case": case.id, **scores, "seconds": seconds})
         echo(f"fold {fold}  {case.id}  {selection} {scores[selection]:.4f}")
 
     network = inference_network(state)
