@@ -427,6 +427,38 @@ def test_batch_segments_every_case_keeps_going_past_a_bad_one_and_exits_2(models
     assert "2 segmented, 1 failed" in stdout and "not a readable image" in stdout
 
 
+def test_batch_statistics_are_one_table_of_every_segmented_case(models_env, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    for case in ("a", "b", "c"):
+        (data / case).mkdir(parents=True)
+        for modality in ("flair", "t1", "t1ce", "t2"):
+            volume = blob_volume(shape=(16, 32, 32), seed=ord(case))
+            write_volume(volume, data / case / f"{case}_{modality}.nii.gz")
+    (data / "c" / "c_t2.nii.gz").write_text("broken")
+    command = ["segment", "--model", "test-brats", "--input-dir", data, "--output-dir", out]
+    code, stdout, _ = run_cli(capsys, *command, "--stats", tmp_path / "volumes.csv", "--labels", "brats2023")
+    assert code == 2 and "2 segmented, 1 failed" in stdout
+    with open(tmp_path / "volumes.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["case"] for row in rows] == ["a"] * 6 + ["b"] * 6
+    for case in ("a", "b"):
+        labels = read_volume(out / f"{case}_seg.nii.gz").array
+        voxels = {row["name"]: int(row["voxels"]) for row in rows if row["case"] == case}
+        assert voxels["Enhancing tumor"] == np.count_nonzero(labels == 3)
+        assert voxels["Whole tumor (WT)"] == np.count_nonzero(labels)
+
+
+def test_batch_refuses_options_that_name_one_cases_file(models_env, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_volume(blob_volume(), data / "a_flair.nii.gz")
+    batch = ["segment", "--model", "test-wmh", "--input-dir", data, "--output-dir", tmp_path / "out"]
+    for option in (["--probabilities", tmp_path / "p.nii.gz"], ["--flair", data / "a_flair.nii.gz"]):
+        code, _, err = run_cli(capsys, *batch, *option)
+        assert_one_line_error(code, err, f"{option[0]} is for one case")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_batch_under_torchrun_takes_only_this_ranks_share(models_env, tmp_path, capsys, monkeypatch):
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
@@ -435,11 +467,25 @@ def test_batch_under_torchrun_takes_only_this_ranks_share(models_env, tmp_path, 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     code, stdout, _ = run_cli(
-        capsys, "segment", "--model", "test-wmh", "--input-dir", data, "--output-dir", out
+        capsys,
+        "segment",
+        "--model",
+        "test-wmh",
+        "--input-dir",
+        data,
+        "--output-dir",
+        out,
+        "--stats",
+        tmp_path / "s.csv",
     )
     assert code == 0
     assert [p.name for p in out.iterdir()] == ["b_seg.nii.gz"]
     assert "(rank 1 of 2)" in stdout
+    assert not (tmp_path / "s.csv").exists()  # each process writes its own share's table
+    assert {line.split(",")[0] for line in (tmp_path / "s.rank1-of-2.csv").read_text().splitlines()} == {
+        "case",
+        "b",
+    }
 
 
 def test_batch_finds_brats_cases_by_their_file_name_patterns(models_env, tmp_path, capsys):

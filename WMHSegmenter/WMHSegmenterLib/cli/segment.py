@@ -15,11 +15,19 @@ from ..engine.errors import InputError
 from ..engine.labels import BRATS2018, BRATS2023, convert_convention, converted_value
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
-from ..engine.quantify import label_statistics, task_regions, write_statistics_csv
+from ..engine.quantify import (
+    LabelStatistics,
+    label_statistics,
+    task_regions,
+    write_case_statistics_csv,
+    write_statistics_csv,
+)
 from ..engine.volume import (
     WRITABLE_EXTENSIONS,
+    Volume,
     check_output_path,
     make_output_folder,
+    read_volume,
     same_file,
     write_volume,
 )
@@ -64,7 +72,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
     add_activation_options(parser)
     parser.add_argument("--labels", choices=(BRATS2018, BRATS2023), help="BraTS label convention (ET 4 or 3)")
-    parser.add_argument("--input-dir", type=Path, help="batch: find cases here by file-name patterns")
+    parser.add_argument(
+        "--input-dir", type=Path, help="batch: find cases here by file-name patterns (--stats: one table)"
+    )
     parser.add_argument("--output-dir", type=Path, help="batch: write <case>_seg.nii.gz here")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--mirror", action="store_true", help="average over mirrored inputs (slower)")
@@ -158,9 +168,7 @@ def write_outputs(
     if outputs.probabilities is not None:
         write_volume(prediction.probabilities, outputs.probabilities, args.overwrite)
     if outputs.statistics is not None:
-        names = {converted_value(info.value, convention): info.name for info in bundle.labels}
-        rows = label_statistics(labels, names, task_regions(bundle.task, convention))
-        write_statistics_csv(rows, outputs.statistics, args.overwrite)
+        write_statistics_csv(mask_statistics(labels, bundle, convention), outputs.statistics, args.overwrite)
     if outputs.overlay is not None:
         colors = {info.value: info.color for info in bundle.labels}
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
@@ -175,20 +183,30 @@ def write_outputs(
         )
 
 
+def mask_statistics(labels: Volume, bundle: ModelBundle, convention: str) -> list[LabelStatistics]:
+    """The statistics of a label map as written: its values in ``convention``, and a tumor's regions."""
+    names = {converted_value(info.value, convention): info.name for info in bundle.labels}
+    return label_statistics(labels, names, task_regions(bundle.task, convention))
+
+
 def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     if args.output_dir is None:
         raise InputError("batch mode needs --output-dir")
+    refuse_single_case_options(args)
     if not args.input_dir.is_dir():
         raise InputError("input folder not found", args.input_dir)
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    statistics = batch_statistics_path(args.stats, rank, world_size)
+    if statistics is not None:
+        check_output_path(statistics, args.overwrite, extensions=(".csv",))
     make_output_folder(args.output_dir)
     cases = find_cases(args.input_dir, bundle)
     if not cases:
         patterns = ", ".join(bundle.inputs[0].patterns)
         raise InputError(f"no cases found (looked for {patterns} with an image extension)", args.input_dir)
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cases = cases[rank::world_size]
     predictor = make_predictor(args, bundle)
-    results = []
+    results, table = [], {}
     for case in cases:
         reporter.start_case(case.id)
         outputs = CaseOutputs(args.output_dir / f"{case.id}_seg.nii.gz")
@@ -197,6 +215,8 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
                 raise InputError(case.problem, args.input_dir / case.id)
             check_outputs(outputs, args.overwrite, case.paths)
             seconds = segment_case(predictor, case.paths, outputs, args, reporter)
+            if statistics is not None:
+                table[case.id] = mask_statistics(read_volume(outputs.mask), bundle, args.labels or BRATS2018)
             results.append((case.id, "ok", f"{seconds:.1f} s"))
             reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
         except InputError as error:
@@ -209,8 +229,38 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
         f"{len(results) - failed} segmented, {failed} failed"
         + (f" (rank {rank} of {world_size})" if world_size > 1 else "")
     )
+    if statistics is not None:
+        write_case_statistics_csv(table, statistics, args.overwrite)
+        summary.append(f"statistics of the {len(table)} segmented: {statistics}")
     reporter.message("\n".join(summary))
     return 2 if failed else 0
+
+
+#: Options naming one case's files, which a batch cannot take: flag -> argument name.
+SINGLE_CASE_OPTIONS = {
+    "-o/--output": "output",
+    **{f"--{name}": name for name in MODALITIES},
+    "--probabilities": "probabilities",
+    "--overlay": "overlay",
+    "--activations": "activations",
+}
+
+
+def refuse_single_case_options(args) -> None:
+    """A batch given a one-case option would silently not write it; say so before any work."""
+    given = [flag for flag, name in SINGLE_CASE_OPTIONS.items() if getattr(args, name) is not None]
+    if given:
+        raise InputError(
+            f"{given[0]} is for one case; a batch (--input-dir) finds each case's inputs and writes "
+            "<case>_seg.nii.gz, and --stats as one table of all cases"
+        )
+
+
+def batch_statistics_path(path: Path | None, rank: int, world_size: int) -> Path | None:
+    """Under torchrun each process writes the table of its own share: ``s.csv`` -> ``s.rank1-of-2.csv``."""
+    if path is None or world_size == 1:
+        return path
+    return path.with_name(f"{path.stem}.rank{rank}-of-{world_size}{path.suffix}")
 
 
 def make_predictor(args, bundle: ModelBundle):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,9 @@ class LabelStatistics:
     voxels: int
     volume_ml: float
     components: int
+
+
+COLUMNS = [column.name for column in fields(LabelStatistics)]
 
 
 def task_regions(task: str, convention: str = BRATS2018) -> dict[str, tuple[int, ...]]:
@@ -56,10 +59,22 @@ def label_statistics(
 
 
 def write_statistics_csv(rows: list[LabelStatistics], path: str | Path, overwrite: bool = False) -> Path:
+    return _write_csv([asdict(row) for row in rows], COLUMNS, path, overwrite)
+
+
+def write_case_statistics_csv(
+    table: Mapping[str, list[LabelStatistics]], path: str | Path, overwrite: bool = False
+) -> Path:
+    """A batch's statistics as one table: every case's rows, each led by the case id."""
+    rows = [{"case": case, **asdict(row)} for case, case_rows in table.items() for row in case_rows]
+    return _write_csv(rows, ["case", *COLUMNS], path, overwrite)
+
+
+def _write_csv(rows: list[dict], columns: list[str], path: str | Path, overwrite: bool) -> Path:
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0]).keys()) if rows else ["label"])
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
-            writer.writerows(asdict(row) for row in rows)
+            writer.writerows(rows)
 
     return publish_file(write, path, overwrite)
