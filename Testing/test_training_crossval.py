@@ -91,3 +91,13 @@ def test_unknown_folds_are_refused_before_any_training(four_cases, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("wmhseg-train: error: folds must be distinct, from 0 to 1") and "\n" not in err
     assert not (tmp_path / "cv").exists()
+
+
+def test_torchrun_is_refused_as_each_rank_would_write_the_same_table(
+    four_cases, tmp_path, capsys, monkeypatch
+):
+    _, config = four_cases
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cross_validate(config, tmp_path / "cv") == 2
+    assert "not under torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ def cross_validate(
     ``cases.csv``, the folds of this call only, so one table is never scored two ways.
     ``inference``: ``key=value`` settings of the bundle the folds are scored as.
     """
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise InputError(
+            "cross-validate runs as one process, not under torchrun; for several GPUs run a fold a "
+            "process (CUDA_VISIBLE_DEVICES, --folds), each with its own --out"
+        )
     out_dir = Path(out_dir)
     folds = checked_folds(config, folds)
     make_output_folder(out_dir)
