@@ -153,7 +153,10 @@ def test_cancel_and_save(app, loop):
     settle(loop, app, seconds=0.1)
     assert app.panel.data.message == "Cancelled." and not app.panel.data.running
     app.save()
-    assert app.panel.data.message == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz in the data folder."
+    assert (
+        app.panel.data.message
+        == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz, Brats_7_seg.csv in the data folder."
+    )
 
 
 def test_open_over_unsaved_edits_warns_first_and_discards_on_the_second_press(app, loop):

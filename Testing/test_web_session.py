@@ -6,6 +6,7 @@ Real MRML (slicer-core), real bundles of freshly initialised networks, files the
 
 from __future__ import annotations
 
+import csv
 import os
 
 import numpy as np
@@ -123,8 +124,11 @@ def test_segment_edit_and_save_next_to_the_case_without_overwriting(session, bun
     (second,) = session.save().values()
 
     folder = data / "site"
-    assert [p.name for p in first] == ["p1_seg.seg.nrrd", "p1_seg.nii.gz"]
-    assert [p.name for p in second] == ["p1_seg_1.seg.nrrd", "p1_seg_1.nii.gz"]
+    assert [p.name for p in first] == ["p1_seg.seg.nrrd", "p1_seg.nii.gz", "p1_seg.csv"]
+    assert [p.name for p in second] == ["p1_seg_1.seg.nrrd", "p1_seg_1.nii.gz", "p1_seg_1.csv"]
+    with open(folder / "p1_seg_1.csv") as handle:
+        (lesion,) = csv.DictReader(handle)
+    assert (lesion["label"], int(lesion["voxels"])) == ("1", int(edited.sum()))  # the corrected volume
     saved = read_volume(folder / "p1_seg_1.nii.gz")
     assert saved.geometry.matches(read_volume(folder / "p1_flair.nii.gz").geometry)
     np.testing.assert_array_equal(saved.array, edited.astype(np.uint8))

@@ -1,9 +1,10 @@
 """Saving a corrected segmentation next to its case, never over an earlier file.
 
-Two files with one name: ``<case>_seg.seg.nrrd`` (Slicer's format: segment names, colours and
-terminology, reopens in Slicer for more editing) and ``<case>_seg.nii.gz`` (label values on the input's
-voxel grid, for training and for every other tool). When either name is taken, both get the next free
-numeric suffix (``_seg_1``, ``_seg_2``...), so a pair always belongs together and nothing is overwritten.
+Three files with one name: ``<case>_seg.seg.nrrd`` (Slicer's format: segment names, colours and
+terminology, reopens in Slicer for more editing), ``<case>_seg.nii.gz`` (label values on the input's
+voxel grid, for training and for every other tool) and ``<case>_seg.csv`` (the volumes and lesion
+counts of exactly those labels, for the report). When any name is taken, all get the next free numeric
+suffix (``_seg_1``, ``_seg_2``...), so the files always belong together and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..engine.errors import InputError
+from ..engine.quantify import write_statistics_csv
 from ..engine.volume import publish_file, write_volume
 from ..scene.logic import SegmenterLogic
 
-EXTENSIONS = (".seg.nrrd", ".nii.gz")
+EXTENSIONS = (".seg.nrrd", ".nii.gz", ".csv")
 
 
 def free_stem(folder: Path, stem: str, extensions: tuple[str, ...] = EXTENSIONS) -> str:
@@ -32,7 +34,8 @@ def free_stem(folder: Path, stem: str, extensions: tuple[str, ...] = EXTENSIONS)
 def save_segmentation(
     logic: SegmenterLogic, segmentation_node: Any, folder: Path, case_id: str
 ) -> list[Path]:
-    """Write the segmentation as it is now (edits included); returns the .seg.nrrd and .nii.gz paths."""
+    """Write the segmentation as it is now (edits included) with its statistics; returns the .seg.nrrd,
+    .nii.gz and .csv paths."""
     labels = logic.labels(segmentation_node)  # on the grid of the volume it was made from
     stem = free_stem(folder, f"{case_id}_seg")
     dtype = np.uint8 if labels.array.max(initial=0) < 256 else np.int16
@@ -40,7 +43,8 @@ def save_segmentation(
     segmentation_file = publish_file(
         lambda temporary: _write_seg_nrrd(segmentation_node, temporary), folder / f"{stem}.seg.nrrd"
     )
-    return [segmentation_file, label_file]
+    statistics_file = write_statistics_csv(logic.update_statistics(segmentation_node), folder / f"{stem}.csv")
+    return [segmentation_file, label_file, statistics_file]
 
 
 def _write_seg_nrrd(segmentation_node: Any, path: Path) -> None:
