@@ -196,9 +196,10 @@ def run_cross_validate(args: argparse.Namespace) -> int:
         config, args.out, args.folds, args.inference, args.device, show_progress=not args.quiet
     )
     columns = [SELECTION_METRIC[config["task"]], *CLEANING_COLUMNS[config["task"]], "seconds"]
-    print("  ".join(["fold", f"{'case':<24}", *columns]))
+    widths = [max(len(column), 10) for column in columns]  # an AVD can reach thousands of percent
+    print("  ".join(["fold", f"{'case':<24}", *(f"{c:>{w}}" for c, w in zip(columns, widths))]))
     for row in [*rows, {"fold": "", "case": f"mean of {len(rows)}", **mean_row(rows)}]:
-        values = [f"{row[column]:>{len(column)}.4f}" for column in columns]
+        values = [f"{row[column]:>{width}.4f}" for column, width in zip(columns, widths)]
         print("  ".join([f"{row['fold']!s:>4}", f"{row['case']:<24}", *values]))
     print(f"per case: {args.out / CASES_CSV}")
     return 0
