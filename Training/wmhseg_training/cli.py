@@ -30,7 +30,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Train WMHSegmenter's 3D U-Net on a data set. "
-        f"To bundle a finished run: {PROGRAM} export RUN_DIR --id ID --out FOLDER.",
+        f"To bundle a finished run: {PROGRAM} export RUN_DIR --id ID --out FOLDER; to train and score "
+        f"every fold: {PROGRAM} cross-validate --config C --out DIR.",
     )
     _add_run_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
