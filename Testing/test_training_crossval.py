@@ -76,13 +76,15 @@ def test_a_stopped_cross_validation_continues_where_it_stopped(four_cases, tmp_p
     assert "resuming" in capsys.readouterr().out
 
 
-def test_a_finished_fold_of_another_recipe_is_refused_not_reused(four_cases, tmp_path, capsys):
+def test_a_finished_fold_of_another_recipe_or_length_is_refused_not_reused(four_cases, tmp_path, capsys):
     _, config = four_cases
     out = tmp_path / "cv"
     assert cross_validate(config, out, "--folds", "0") == 0
     assert cross_validate(config, out, "--folds", "0", "--set", "training.loss=ce") == 2
     err = capsys.readouterr().err.strip()
     assert "config differs from the run's (training.loss)" in err and "\n" not in err
+    assert cross_validate(config, out, "--folds", "0", "--set", "training.epochs=1") == 2
+    assert "has trained 2 epochs, more than the 1 asked" in capsys.readouterr().err
 
 
 def test_unknown_folds_are_refused_before_any_training(four_cases, tmp_path, capsys):

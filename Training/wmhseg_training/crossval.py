@@ -88,8 +88,15 @@ def _train_unless_finished(config, run_dir: Path, device: str, show_progress: bo
         return
     state = load_checkpoint(paths["last"])
     check_same_recipe(config, state, paths["config"])  # a finished fold of another recipe is not reused
-    if state["epoch"] >= config["training"]["epochs"]:
-        echo(f"fold {config['data']['fold']}: trained ({state['epoch']} epochs) in {run_dir}")
+    epochs = config["training"]["epochs"]
+    if state["epoch"] > epochs:
+        raise InputError(
+            f"fold {config['data']['fold']} has trained {state['epoch']} epochs, more than the {epochs} "
+            "asked; score it with its length (--set training.epochs) or use another --out",
+            run_dir,
+        )
+    if state["epoch"] == epochs:
+        echo(f"fold {config['data']['fold']}: trained ({epochs} epochs) in {run_dir}")
         return
     train(config, run_dir, resume=True, device=device, show_progress=show_progress, echo=echo)
 
