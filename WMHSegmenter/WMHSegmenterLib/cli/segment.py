@@ -12,22 +12,15 @@ from ..engine.bundle import ModelBundle, find_bundle
 from ..engine.cases import find_cases
 from ..engine.device import DEVICE_CHOICES
 from ..engine.errors import InputError
-from ..engine.labels import BRATS2018, BRATS2023, convert_convention, converted_value
+from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
 from ..engine.predictor import Predictor, Progress
-from ..engine.quantify import (
-    LabelStatistics,
-    label_statistics,
-    task_regions,
-    write_case_statistics_csv,
-    write_statistics_csv,
-)
+from ..engine.quantify import bundle_statistics, write_case_statistics_csv, write_statistics_csv
 from ..engine.volume import (
     WRITABLE_EXTENSIONS,
     Volume,
     check_output_path,
     make_output_folder,
-    read_volume,
     same_file,
     write_volume,
 )
@@ -117,7 +110,7 @@ def run(args) -> int:
     predictor = make_predictor(args, bundle)
     predictor.check_input_names(inputs)
     reporter.start_case(_case_name(inputs[bundle.input_names[0]]))
-    seconds = segment_case(predictor, inputs, outputs, args, reporter)
+    seconds, _ = segment_case(predictor, inputs, outputs, args, reporter)
     reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
     reporter.message(f"wrote {', '.join(map(str, outputs.paths()))} ({seconds:.1f} s)")
     return 0
@@ -139,8 +132,9 @@ def check_outputs(outputs: CaseOutputs, overwrite: bool, inputs: dict[str, Path]
         make_output_folder(outputs.activations)
 
 
-def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> float:
-    """Predict one case and write every requested output atomically; returns the wall time."""
+def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> tuple[float, Volume]:
+    """Predict one case and write every requested output atomically; returns the wall time and the
+    label map as written (in the --labels convention)."""
     start = time.perf_counter()
     progress = Progress(reporter)
     volumes = predictor.read_inputs(inputs, progress)
@@ -151,16 +145,16 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
         recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
-        write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
+        labels = write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
     finally:
         if recorder is not None:
             recorder.close()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, labels
 
 
 def write_outputs(
     prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args, activation_views: list[str]
-) -> None:
+) -> Volume:
     labels, convention = prediction.labels, args.labels or BRATS2018
     if convention != BRATS2018:
         labels = labels.with_array(convert_convention(labels.array, convention, BRATS2018).astype("uint8"))
@@ -168,7 +162,9 @@ def write_outputs(
     if outputs.probabilities is not None:
         write_volume(prediction.probabilities, outputs.probabilities, args.overwrite)
     if outputs.statistics is not None:
-        write_statistics_csv(mask_statistics(labels, bundle, convention), outputs.statistics, args.overwrite)
+        write_statistics_csv(
+            bundle_statistics(labels, bundle, convention), outputs.statistics, args.overwrite
+        )
     if outputs.overlay is not None:
         colors = {info.value: info.color for info in bundle.labels}
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
@@ -181,12 +177,7 @@ def write_outputs(
             args.grid,
             args.overwrite,
         )
-
-
-def mask_statistics(labels: Volume, bundle: ModelBundle, convention: str) -> list[LabelStatistics]:
-    """The statistics of a label map as written: its values in ``convention``, and a tumor's regions."""
-    names = {converted_value(info.value, convention): info.name for info in bundle.labels}
-    return label_statistics(labels, names, task_regions(bundle.task, convention))
+    return labels
 
 
 def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
@@ -214,9 +205,9 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
             if case.problem:
                 raise InputError(case.problem, args.input_dir / case.id)
             check_outputs(outputs, args.overwrite, case.paths)
-            seconds = segment_case(predictor, case.paths, outputs, args, reporter)
+            seconds, labels = segment_case(predictor, case.paths, outputs, args, reporter)
             if statistics is not None:
-                table[case.id] = mask_statistics(read_volume(outputs.mask), bundle, args.labels or BRATS2018)
+                table[case.id] = bundle_statistics(labels, bundle, args.labels or BRATS2018)
             results.append((case.id, "ok", f"{seconds:.1f} s"))
             reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
         except InputError as error:

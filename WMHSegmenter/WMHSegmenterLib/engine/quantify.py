@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .labels import BRATS2018, REGION_NAMES, region_labels
+from .bundle import ModelBundle
+from .labels import BRATS2018, REGION_NAMES, converted_value, region_labels
 from .volume import Volume, publish_file
 
 
@@ -39,6 +40,14 @@ def task_regions(task: str, convention: str = BRATS2018) -> dict[str, tuple[int,
         f"{REGION_NAMES[region]} ({region.upper()})": values
         for region, values in region_labels(convention).items()
     }
+
+
+def bundle_statistics(
+    labels: Volume, bundle: ModelBundle, convention: str = BRATS2018
+) -> list[LabelStatistics]:
+    """A label map as written in ``convention``: its labels by the model's names, and a tumor's regions."""
+    names = {converted_value(info.value, convention): info.name for info in bundle.labels}
+    return label_statistics(labels, names, task_regions(bundle.task, convention))
 
 
 def label_statistics(

@@ -25,7 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.quantify import LabelStatistics, label_statistics, task_regions
+from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
     DEFAULT_OPACITY,
@@ -268,9 +268,7 @@ class SegmenterLogic:
         if regions is not None:
             write_regions(regions, prediction.labels.array, reference)
         self.show_overlay(node, "labels")
-        names = {info.value: info.name for info in bundle.labels}
-        labels = Volume(prediction.labels.array, world_geometry(reference))
-        rows = label_statistics(labels, names, task_regions(bundle.task))
+        rows = bundle_statistics(Volume(prediction.labels.array, world_geometry(reference)), bundle)
         table = self._statistics_node(node)
         fill_statistics_table(table, rows)
         return SegmentResult(
