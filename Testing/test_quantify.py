@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from WMHSegmenterLib.engine.labels import BRATS2023
-from WMHSegmenterLib.engine.quantify import label_statistics, task_regions
+from WMHSegmenterLib.engine.quantify import label_statistics, summary, task_regions
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 BRATS_NAMES = {1: "Necrotic core", 2: "Edema", 4: "Enhancing tumor"}
@@ -55,3 +55,13 @@ def test_wmh_has_no_region_rows_and_absent_labels_read_zero():
     assert [(row.label, row.name, row.voxels, row.volume_ml, row.components) for row in rows] == [
         ("1", "Lesion", 0, 0.0, 0)
     ]
+
+
+def test_summary_counts_a_tumor_in_foci_and_white_matter_hyperintensities_in_lesions():
+    tumor = label_statistics(two_tumors(), BRATS_NAMES, task_regions("brats"))
+    line = summary(tumor, "brats")
+    assert "Necrotic core: 0.05 ml in 1 focus; " in line
+    assert line.endswith("Enhancing tumor (ET): 0.12 ml in 2 foci")
+    wmh = label_statistics(two_tumors(), {4: "White matter hyperintensity"}, task_regions("wmh"))
+    assert summary(wmh, "wmh") == "White matter hyperintensity: 0.12 ml in 2 lesions"
+    assert summary(wmh[:0], "wmh") == ""

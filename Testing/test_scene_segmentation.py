@@ -15,6 +15,8 @@ from WMHSegmenterLib.engine.labels import region_masks
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.scene.nodes import add_volume_node, matrix_to_array
 from WMHSegmenterLib.scene.segmentation import (
+    edited_fingerprint,
+    fingerprint,
     is_edited,
     label_names,
     oriented_image,
@@ -88,6 +90,7 @@ def test_reading_back_gives_the_written_labels(written):
     node, reference = written
     np.testing.assert_array_equal(read_labels(node, reference), brats_labels())
     assert not is_edited(node, reference)
+    assert edited_fingerprint(node, reference) is None
 
 
 def test_painting_and_erasing_are_read_back(written):
@@ -103,6 +106,8 @@ def test_painting_and_erasing_are_read_back(written):
     expected[(expected == 1) & ~kept_core] = 0
     np.testing.assert_array_equal(read_labels(node, reference), expected)
     assert is_edited(node, reference)
+    assert edited_fingerprint(node, reference) == fingerprint(expected)
+    assert edited_fingerprint(node, reference) != fingerprint(brats_labels())
 
 
 def test_a_segment_the_user_added_counts_as_an_edit(written):

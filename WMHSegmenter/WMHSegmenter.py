@@ -23,6 +23,7 @@ from slicer.util import VTKObservationMixin
 
 from WMHSegmenterLib.engine.device import available_devices
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
+from WMHSegmenterLib.engine.quantify import summary
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.scene import dependencies
 from WMHSegmenterLib.scene.activations import parse_layer_names
@@ -293,14 +294,12 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showLabelsRadioButton.checked = True
         self.showLayers(fit=True)
         self.fillActivationSelectors()
-        summary = "; ".join(
-            f"{row.name}: {row.volume_ml:.2f} ml in {row.components} lesion(s)" for row in result.statistics
-        )
+        statistics = summary(result.statistics, self.job.bundle.task)
         seconds = sum(result.timings.values())
         notes = "" if self.job.bundle.trained else " Untrained test model: the result is meaningless."
         if self.job.segmentation_node not in (None, result.segmentation_node):
             notes += " The target segmentation was edited meanwhile, so the result went to a new one."
-        self.setStatus(f"Done in {seconds:.1f} s. {summary}.{notes}")
+        self.setStatus(f"Done in {seconds:.1f} s. {statistics}.{notes}")
 
     def setRunning(self, running):
         for widget in (
@@ -426,9 +425,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             rows = self.logic.update_statistics(node)
             self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node))
             self.onOverlayChanged()
-            self.setStatus(
-                "; ".join(f"{row.name}: {row.volume_ml:.2f} ml in {row.components} lesion(s)" for row in rows)
-            )
+            self.setStatus(summary(rows, self.logic.task(node)))
 
     def onSaveTrainingCase(self):
         node = self.ui.outputSegmentationSelector.currentNode()

@@ -31,6 +31,10 @@ class LabelStatistics:
 
 COLUMNS = [column.name for column in fields(LabelStatistics)]
 
+#: What one separate piece of a label is called in a task's summary: a WMH comes in lesions, a glioma's
+#: regions (and the sub-regions within them) in foci.
+PIECE_NOUNS = {"wmh": ("lesion", "lesions"), "brats": ("focus", "foci")}
+
 
 def task_regions(task: str, convention: str = BRATS2018) -> dict[str, tuple[int, ...]]:
     """Region name -> the label values it unites, for the tasks read by region (BraTS); none for WMH."""
@@ -65,6 +69,16 @@ def label_statistics(
         label = "+".join(str(value) for value in values)
         rows.append(LabelStatistics(label, name, voxels, round(voxels * voxel_ml, 4), int(components)))
     return rows
+
+
+def summary(rows: Sequence[LabelStatistics], task: str) -> str:
+    """The statistics in one line, as the Slicer panel and the web page report them after Segment."""
+    singular, plural = PIECE_NOUNS.get(task, ("part", "parts"))
+
+    def pieces(count: int) -> str:
+        return f"{count} {singular if count == 1 else plural}"
+
+    return "; ".join(f"{row.name}: {row.volume_ml:.2f} ml in {pieces(row.components)}" for row in rows)
 
 
 def write_statistics_csv(rows: list[LabelStatistics], path: str | Path, overwrite: bool = False) -> Path:

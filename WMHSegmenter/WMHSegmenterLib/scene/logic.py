@@ -38,7 +38,7 @@ from .activations import (
     view_spec,
 )
 from .nodes import set_array_on_grid_of, volume_from_node, world_geometry
-from .segmentation import is_edited, label_names, read_labels, write_labels, write_regions
+from .segmentation import edited_fingerprint, is_edited, label_names, read_labels, write_labels, write_regions
 from .statistics import fill_statistics_table
 
 ATTRIBUTE = "WMHSegmenter"
@@ -300,25 +300,37 @@ class SegmenterLogic:
         names = (segmentation_node.GetAttribute(INPUTS_ATTRIBUTE) or "").split(",")
         return segmentation_node.GetNodeReference(INPUT_ROLE + (name or names[0]))
 
-    def edited_segmentations(self) -> list[slicer.vtkMRMLSegmentationNode]:
-        """The results in the scene the user has changed since they were written."""
-        return [
-            node
-            for node in self._nodes("vtkMRMLSegmentationNode")
-            if node.GetAttribute(MODEL_ATTRIBUTE) is not None
-            and self.input_node(node) is not None
-            and is_edited(node, self.input_node(node))
-        ]
+    def edited_segmentations(self) -> list[tuple[slicer.vtkMRMLSegmentationNode, str]]:
+        """The results in the scene the user has changed since they were written, each with the
+        fingerprint of its labels now (to compare with the version last saved)."""
+        edited = []
+        for node in self._nodes("vtkMRMLSegmentationNode"):
+            reference = self.input_node(node)
+            if node.GetAttribute(MODEL_ATTRIBUTE) is None or reference is None:
+                continue
+            labels = edited_fingerprint(node, reference)
+            if labels is not None:
+                edited.append((node, labels))
+        return edited
 
     def labels(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> Volume:
         """The segmentation as it is now (edits included) as a label volume on its input's grid."""
         reference = self._require_reference(segmentation_node)
         return Volume(read_labels(segmentation_node, reference), world_geometry(reference))
 
-    def update_statistics(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[LabelStatistics]:
-        """Recompute the statistics table after the user edited the segmentation."""
-        regions = task_regions(segmentation_node.GetAttribute(TASK_ATTRIBUTE) or "")
-        rows = label_statistics(self.labels(segmentation_node), label_names(segmentation_node), regions)
+    def task(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> str:
+        """The task of the model that made the segmentation ("" for one made elsewhere)."""
+        return segmentation_node.GetAttribute(TASK_ATTRIBUTE) or ""
+
+    def update_statistics(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, labels: Volume | None = None
+    ) -> list[LabelStatistics]:
+        """Recompute the statistics table after the user edited the segmentation (``labels``: its
+        :meth:`labels`, when the caller has just read them)."""
+        regions = task_regions(self.task(segmentation_node))
+        if labels is None:
+            labels = self.labels(segmentation_node)
+        rows = label_statistics(labels, label_names(segmentation_node), regions)
         fill_statistics_table(self._statistics_node(segmentation_node), rows)
         return rows
 
@@ -389,7 +401,7 @@ class SegmenterLogic:
             raise ValueError(f"overlay must be one of {OVERLAYS}, got {overlay!r}")
         regions = segmentation_node.GetNodeReference(REGIONS_ROLE)
         if overlay == "regions":
-            if segmentation_node.GetAttribute(TASK_ATTRIBUTE) != "brats":
+            if self.task(segmentation_node) != "brats":
                 raise InputError("tumor regions exist only for brain-tumor segmentations")
             if regions is None:
                 regions = self.scene.AddNewNodeByClass(

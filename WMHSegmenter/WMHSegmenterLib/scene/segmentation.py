@@ -170,13 +170,22 @@ def fingerprint(labels: np.ndarray) -> str:
 
 def is_edited(segmentation_node: slicer.vtkMRMLSegmentationNode, reference: slicer.vtkMRMLVolumeNode) -> bool:
     """True when overwriting the node would lose work: edited labels or segments we did not write."""
+    return edited_fingerprint(segmentation_node, reference) is not None
+
+
+def edited_fingerprint(
+    segmentation_node: slicer.vtkMRMLSegmentationNode, reference: slicer.vtkMRMLVolumeNode
+) -> str | None:
+    """The fingerprint of the node's labels now, if it is edited (see :func:`is_edited`), else None.
+
+    Handed on, it spares a caller that tracks saved versions reading the labels a second time.
+    """
     segmentation = segmentation_node.GetSegmentation()
     if segmentation.GetNumberOfSegments() == 0:
-        return False
-    if len(tagged_segments(segmentation_node)) != segmentation.GetNumberOfSegments():
-        return True
-    written = segmentation_node.GetAttribute(FINGERPRINT_ATTRIBUTE)
-    return written is None or written != fingerprint(read_labels(segmentation_node, reference))
+        return None
+    current = fingerprint(read_labels(segmentation_node, reference))
+    foreign = len(tagged_segments(segmentation_node)) != segmentation.GetNumberOfSegments()
+    return current if foreign or segmentation_node.GetAttribute(FINGERPRINT_ATTRIBUTE) != current else None
 
 
 def write_regions(

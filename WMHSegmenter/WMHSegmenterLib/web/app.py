@@ -23,6 +23,7 @@ from trame_slicer.segmentation import SegmentationDisplay, SegmentationOpacityEn
 
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.errors import Cancelled, InputError
+from ..engine.quantify import summary
 from ..scene.activations import color_node_id, set_foreground_opacity, show_in_slice_views
 from ..scene.logic import REGIONS_ROLE, SegmenterLogic, SegmentOptions, SegmentResult
 from .layout import Page
@@ -293,10 +294,7 @@ def _model_title(bundle: ModelBundle) -> str:
 
 
 def _summary(result: SegmentResult, bundle: ModelBundle, note: str) -> str:
-    rows = "; ".join(
-        f"{row.name}: {row.volume_ml:.2f} ml in {row.components} lesion(s)" for row in result.statistics
-    )
-    text = f"Done in {sum(result.timings.values()):.1f} s. {rows}."
+    text = f"Done in {sum(result.timings.values()):.1f} s. {summary(result.statistics, bundle.task)}."
     if not bundle.trained:
         text += " Untrained test model: the result is meaningless."
     return f"{text} {note}".strip()

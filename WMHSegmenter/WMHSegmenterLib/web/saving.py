@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.errors import InputError
 from ..engine.quantify import write_statistics_csv
-from ..engine.volume import publish_file, write_volume
+from ..engine.volume import Volume, publish_file, write_volume
 from ..scene.logic import SegmenterLogic
 
 EXTENSIONS = (".seg.nrrd", ".nii.gz", ".csv")
@@ -32,18 +32,19 @@ def free_stem(folder: Path, stem: str, extensions: tuple[str, ...] = EXTENSIONS)
 
 
 def save_segmentation(
-    logic: SegmenterLogic, segmentation_node: Any, folder: Path, case_id: str
+    logic: SegmenterLogic, segmentation_node: Any, labels: Volume, folder: Path, case_id: str
 ) -> list[Path]:
-    """Write the segmentation as it is now (edits included) with its statistics; returns the .seg.nrrd,
-    .nii.gz and .csv paths."""
-    labels = logic.labels(segmentation_node)  # on the grid of the volume it was made from
+    """Write the segmentation as it is now (edits included, ``labels``: its ``logic.labels``) with its
+    statistics; returns the .seg.nrrd, .nii.gz and .csv paths."""
     stem = free_stem(folder, f"{case_id}_seg")
     dtype = np.uint8 if labels.array.max(initial=0) < 256 else np.int16
     label_file = write_volume(labels.with_array(labels.array.astype(dtype)), folder / f"{stem}.nii.gz")
     segmentation_file = publish_file(
         lambda temporary: _write_seg_nrrd(segmentation_node, temporary), folder / f"{stem}.seg.nrrd"
     )
-    statistics_file = write_statistics_csv(logic.update_statistics(segmentation_node), folder / f"{stem}.csv")
+    statistics_file = write_statistics_csv(
+        logic.update_statistics(segmentation_node, labels), folder / f"{stem}.csv"
+    )
     return [segmentation_file, label_file, statistics_file]
 
 

@@ -167,21 +167,20 @@ class WebSession:
         kept = [node for node, _ in self._unsaved() if node is not self.segmentation]
         saved = {}
         for node in [self.segmentation, *kept]:
-            saved[node.GetName()] = save_segmentation(self.logic, node, self.case.folder, self.case.id)
-            self._saved[node.GetID()] = self._labels_fingerprint(node)
+            labels = self.logic.labels(node)
+            saved[node.GetName()] = save_segmentation(
+                self.logic, node, labels, self.case.folder, self.case.id
+            )
+            self._saved[node.GetID()] = fingerprint(labels.array)
         return saved
 
     def _unsaved(self) -> list[tuple[Node, str]]:
         """Each edited segmentation whose labels differ from what was last saved, with their fingerprint."""
-        unsaved = []
-        for node in self.logic.edited_segmentations():
-            labels = self._labels_fingerprint(node)
-            if self._saved.get(node.GetID()) != labels:
-                unsaved.append((node, labels))
-        return unsaved
-
-    def _labels_fingerprint(self, node: Node) -> str:
-        return fingerprint(self.logic.labels(node).array)
+        return [
+            (node, labels)
+            for node, labels in self.logic.edited_segmentations()
+            if self._saved.get(node.GetID()) != labels
+        ]
 
 
 def statistics_rows(rows: list[LabelStatistics]) -> list[dict]:
