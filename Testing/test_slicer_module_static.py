@@ -155,6 +155,20 @@ def test_cmake_files_follow_the_extension_template():
         assert needed in module
 
 
+def test_extension_icon_and_screenshot_urls_name_files_in_the_repository():
+    """The Extensions Manager shows these pictures from the repository's main branch: a renamed or
+    never-made file leaves a broken image on the extension's page."""
+    top = (ROOT / "CMakeLists.txt").read_text()
+    prefix = "https://raw.githubusercontent.com/wmhsegmenter/WMHSegmenter/main/"
+    urls = []
+    for variable in ("ICONURL", "SCREENSHOTURLS"):
+        urls += re.search(rf'set\(EXTENSION_{variable} "([^"]+)"\)', top).group(1).split()
+    assert len(urls) >= 2
+    for url in urls:
+        assert url.startswith(prefix), url
+        assert (ROOT / url.removeprefix(prefix)).is_file(), url
+
+
 def test_icon_is_a_128_pixel_png():
     with Image.open(MODULE / "Resources" / "Icons" / "WMHSegmenter.png") as icon:
         assert (icon.format, icon.size) == ("PNG", (128, 128))
