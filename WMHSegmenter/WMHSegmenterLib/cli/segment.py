@@ -61,7 +61,11 @@ def add_parser(subparsers) -> None:
         type=Path,
         help="also write volumes (ml) and lesion counts as CSV, per label and per tumor region",
     )
-    parser.add_argument("--overlay", type=Path, help="also write a PNG of the slice with the most foreground")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        help="also write a PNG of the axial plane with the most foreground (image | overlay)",
+    )
     parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
     add_activation_options(parser)
     parser.add_argument("--labels", choices=(BRATS2018, BRATS2023), help="BraTS label convention (ET 4 or 3)")

@@ -8,7 +8,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .activations import LayerActivations, on_input_grid
-from .overlay import radiological
 from .volume import Volume, publish_file
 
 #: Anchor colours of a perceptually ordered dark-to-bright map (black, purple, orange, pale yellow).
@@ -45,9 +44,20 @@ def activation_montage(
             plane = on_input_grid(activations[name].view(view), reference).array[index]
             low, high = np.percentile(plane, (1, 99))
             scaled = np.clip((plane - low) / max(high - low, 1e-8), 0, 1)
-            tile = Image.fromarray((colorize(radiological(scaled, reference)) * 255).astype(np.uint8))
+            tile = Image.fromarray((colorize(_radiological(scaled, reference)) * 255).astype(np.uint8))
             tile.thumbnail((CELL, CELL))
             top = r * (CELL + LABEL_HEIGHT)
             canvas.paste(tile, (c * CELL + (CELL - tile.width) // 2, top + LABEL_HEIGHT))
             draw.text((c * CELL + 4, top + 2), f"{name} ({view})", fill="black")
     return publish_file(lambda temporary: canvas.save(temporary, format="PNG"), path, overwrite)
+
+
+def _radiological(plane: np.ndarray, image: Volume) -> np.ndarray:
+    """A plane of the image as stored, drawn as radiologists view an axial one: anterior at the top,
+    the patient's right on the left.
+
+    Array rows run along the grid's y axis and columns along x; LPS +y is posterior, +x is left.
+    """
+    direction = image.geometry.direction_matrix
+    plane = plane[::-1] if direction[1, 1] < 0 else plane
+    return plane[:, ::-1] if direction[0, 0] < 0 else plane
