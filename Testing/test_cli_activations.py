@@ -102,18 +102,27 @@ def test_unknown_layer_is_a_one_line_error(models_env, flair, tmp_path, capsys):
     )
 
 
-@pytest.mark.parametrize("index", [-1, 10_000])
-def test_a_montage_slice_outside_the_image_is_refused_before_the_prediction(
-    models_env, flair, tmp_path, capsys, index
+@pytest.mark.parametrize("height_mm", [-10_000.0, 10_000.0])
+def test_a_montage_plane_outside_the_image_is_refused_before_the_prediction(
+    models_env, flair, tmp_path, capsys, height_mm
 ):
     montage = tmp_path / "m.png"
     code = main(
         ["activations", "--model", "test-wmh", "--flair", str(flair), "--layers", "encoder.0"]
-        + ["--montage", str(montage), "--slice", str(index)]
+        + ["--montage", str(montage), "--plane-mm", str(height_mm)]
     )
     err = capsys.readouterr().err
-    slices = read_volume(flair).shape[0]
-    assert code == 2 and err.strip() == (
-        f"wmhseg: error: {flair}: --slice must be 0..{slices - 1}, the image's slices, got {index}"
-    )
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"wmhseg: error: {flair}: --plane-mm: the image's axial planes lie from ")
+    assert err.strip().endswith(f"mm, not at {height_mm:g}")
     assert not montage.exists()
+
+
+def test_montages_at_two_heights_show_two_planes(models_env, flair, tmp_path):
+    pictures = []
+    for height_mm in (20.0, 35.0):
+        montage = tmp_path / f"m{height_mm:g}.png"
+        arguments = ["activations", "--model", "test-wmh", "--flair", str(flair), "--layers", "encoder.0"]
+        assert main(arguments + ["--montage", str(montage), "--plane-mm", str(height_mm), "--quiet"]) == 0
+        pictures.append(montage.read_bytes())
+    assert pictures[0] != pictures[1]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from PIL import Image
 
 from conftest import blob_volume
-from WMHSegmenterLib.engine.overlay import PANEL_PIXELS, overlay_png
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.overlay import PANEL_PIXELS, AxialPlanes, overlay_png
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 YELLOW = {1: (1.0, 1.0, 0.0)}
@@ -51,3 +53,14 @@ def test_a_square_in_the_patients_right_front_is_drawn_square_at_the_top_left_of
     height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
     assert abs(height - width) <= 2, (height, width)
     assert rows.max() < rgb.shape[0] / 2 and columns.max() < rgb.shape[1] / 4
+
+
+def test_axial_planes_run_from_the_feet_up_and_a_height_picks_the_nearest():
+    # stored head first (z axis towards the feet): the planes still run inferior to superior
+    geometry = Geometry((1.0, 1.0, 3.0), (0.0, 0.0, 30.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, -1.0))
+    planes = AxialPlanes(Volume(np.zeros((11, 8, 8), dtype=np.float32), geometry))
+    heights = planes.heights_mm()
+    assert np.all(np.diff(heights) > 0) and heights[0] < 0 < 30 < heights[-1] + 1.5
+    assert heights[planes.nearest(10.2)] == pytest.approx(10.2, abs=1.0)
+    with pytest.raises(InputError, match="axial planes lie from"):
+        planes.nearest(40.0)

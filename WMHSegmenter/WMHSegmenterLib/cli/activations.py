@@ -9,6 +9,7 @@ from ..engine.bundle import find_bundle
 from ..engine.device import DEVICE_CHOICES
 from ..engine.errors import InputError
 from ..engine.montage import activation_montage
+from ..engine.overlay import AxialPlanes
 from ..engine.predictor import Predictor, Progress
 from ..engine.volume import check_output_path, make_output_folder
 from .common import (
@@ -30,7 +31,12 @@ def add_parser(subparsers) -> None:
     add_activation_options(parser)
     parser.add_argument("--out", type=Path, help="folder for <layer>_<view>.nii.gz maps")
     parser.add_argument("--montage", type=Path, help="PNG: contracting path on top, expansive path below")
-    parser.add_argument("--slice", type=int, help="axial slice of the montage (default: the middle)")
+    parser.add_argument(
+        "--plane-mm",
+        type=float,
+        help="height of the montage's axial plane, mm (Slicer's axial slice offset; default: the plane "
+        "with the most predicted foreground)",
+    )
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -56,14 +62,16 @@ def run(args) -> int:
     predictor = Predictor(bundle, device=args.device)
     progress = Progress(ProgressReporter(quiet=args.quiet))
     volumes = predictor.read_inputs(inputs, progress)
-    slices = volumes[bundle.input_names[0]].shape[0]
-    if args.montage is not None and args.slice is not None and not 0 <= args.slice < slices:
-        first = inputs[bundle.input_names[0]]
-        raise InputError(f"--slice must be 0..{slices - 1}, the image's slices, got {args.slice}", first)
+    reference = volumes[bundle.input_names[0]]
+    planes = AxialPlanes(reference)
+    if args.montage is not None and args.plane_mm is not None:
+        try:
+            plane = planes.nearest(args.plane_mm)
+        except InputError as error:  # the option is wrong for this image: name both
+            raise InputError(f"--plane-mm: {error.problem}", inputs[bundle.input_names[0]]) from None
     recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
-        reference = volumes[bundle.input_names[0]]
         written = []
         if args.out is not None:
             written += write_activation_maps(
@@ -71,7 +79,8 @@ def run(args) -> int:
             )
         if args.montage is not None:
             order = predictor.network.block_names()
-            slice_index = args.slice if args.slice is not None else _busiest_slice(prediction.labels.array)
+            if args.plane_mm is None:
+                plane = planes.busiest(prediction.labels)
             written.append(
                 activation_montage(
                     prediction.activations,
@@ -79,7 +88,7 @@ def run(args) -> int:
                     reference,
                     views[0],
                     args.montage,
-                    slice_index,
+                    plane,
                     args.overwrite,
                 )
             )
@@ -88,8 +97,3 @@ def run(args) -> int:
     if not args.quiet:
         print(f"wrote {len(written)} file(s): {', '.join(map(str, written))}")
     return 0
-
-
-def _busiest_slice(labels) -> int | None:
-    area = (labels > 0).sum(axis=(1, 2))
-    return int(area.argmax()) if area.any() else None
