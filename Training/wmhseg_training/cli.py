@@ -1,7 +1,7 @@
 """`wmhseg-train`: train (or resume) a run from a YAML config, and export a run as a model bundle.
 
 wmhseg-train --config Training/configs/smoke.yaml [--resume] [--device cpu]
-wmhseg-train export RUN_DIR --id my-model --out WMHSegmenter/Resources/Models/my-model [--card-notes N.md]
+wmhseg-train export RUN_DIR --id my-model --out Resources/Models/my-model [--member RUN2] [--card-notes N.md]
 wmhseg-train cross-validate --config Training/configs/brats_glioma_cpu.yaml --out runs/cv [--folds 0,1]
 wmhseg-train select-cleaning --task brats --reference-dir DATA --prediction-dir CV_PREDICTIONS
 wmhseg-train reissue BUNDLE --out FOLDER --version 1.0.1 --inference brain_mask=true [--card-notes N.md]
@@ -96,6 +96,15 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", choices=("auto", "best", "last"), default="auto")
     parser.add_argument("--version", default="1.0.0", help="model version written to model.json")
     parser.add_argument("--name", help="human-readable model name (default: the id)")
+    parser.add_argument(
+        "--member",
+        dest="members",
+        action="append",
+        default=[],
+        metavar="RUN_OR_BUNDLE",
+        help="another network of the same recipe (run folder, or model id or folder) to ship with this "
+        "run's as an ensemble whose probabilities are averaged (repeatable; weights stored as float16)",
+    )
     _add_bundle_writing_options(parser)
     return parser
 
@@ -219,6 +228,7 @@ def run_export(args: argparse.Namespace) -> int:
         args.overwrite,
         args.card_notes,
         args.inference,
+        args.members,
     )
     print(f"wrote {bundle.folder} (model {bundle.id}; validation {_validation_dice(bundle)})")
     return 0

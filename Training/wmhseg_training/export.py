@@ -15,17 +15,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from WMHSegmenterLib.engine.bundle import ModelBundle, save_bundle
+from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.unet import UNet3D
+from WMHSegmenterLib.engine.unet import Ensemble, UNet3D
 from WMHSegmenterLib.engine.volume import make_output_folder
 
 from .checkpoints import load_checkpoint
-from .config import DEFAULTS, REPOSITORY_ROOT, apply_override, check_config, merge, resolve_paths
+from .config import (
+    DEFAULTS,
+    REPOSITORY_ROOT,
+    apply_override,
+    check_config,
+    differences,
+    merge,
+    resolve_paths,
+)
 from .initial_weights import TRAINING_ONLY_PREFIX
 from .loop import run_paths
 from .metadata import (
     bundle_metadata,
+    input_names,
     island_setting_upgraded,
     network_config,
     validated_inference_settings,
@@ -53,6 +62,7 @@ def export_run(
     overwrite: bool = False,
     card_notes: str | Path | None = None,
     inference: Sequence[str] = (),
+    members: Sequence[str | Path] = (),
 ) -> ModelBundle:
     """Bundle the best checkpoint (``auto``: best if validation ever ran, else last) of ``run_dir``.
 
@@ -60,19 +70,14 @@ def export_run(
     ``key=value`` settings of the bundle's inference section chosen after training (patch size,
     overlap, mirroring, cleaning), as nnU-Net picks its post-processing once the folds are done;
     model.json keeps the training's own values under ``training.hyperparameters``.
+    ``members``: more networks of the same recipe (run folders, or bundles of one network) to ship
+    with the run's as an ensemble, its weights in float16; the run's network is the first member.
     """
-    paths = run_paths(Path(run_dir))
     out = Path(out)
-    if checkpoint not in CHECKPOINT_CHOICES:
-        raise InputError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}, got {checkpoint!r}")
     if not model_id or any(c in model_id for c in "/\\ "):
         raise InputError(f"model id must be a non-empty name without slashes or spaces, got {model_id!r}")
     _refuse_to_replace(out, overwrite)
-    chosen = (
-        paths["best"]
-        if checkpoint == "best" or (checkpoint == "auto" and paths["best"].is_file())
-        else paths["last"]
-    )
+    chosen = chosen_checkpoint(Path(run_dir), checkpoint)
     notes = _read_notes(card_notes)
     state = load_checkpoint(chosen)
     config = state["config"]
@@ -82,12 +87,80 @@ def export_run(
     meta["name"] = name or model_id
     meta["intended_use"] = INTENDED_USE[config["task"]]
     meta["training"] = _json_safe(training_provenance(state, chosen.name))
+    if members:
+        others = [member_network(source, config, checkpoint) for source in members]
+        network = Ensemble(
+            [network, *(other for other, _ in others)], meta["outputs"]["activation"] == "sigmoid"
+        )
+        meta["training"]["members"] = _json_safe([record for _, record in others])
     validation = scored_with_bundle_settings(
         validation_summary(state), network, shipped, state["data"]["validation_cases"], Path(run_dir)
     )
     meta["validation"] = _json_safe(validation)
 
-    return _write_bundle(network, meta, out, model_card(meta, notes))
+    weights_dtype = "float16" if members else "float32"
+    return _write_bundle(network, meta, out, model_card(meta, notes), weights_dtype)
+
+
+def chosen_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    """``best`` or ``last``; ``auto``: best if validation ever ran, else last."""
+    paths = run_paths(run_dir)
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise InputError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)}, got {checkpoint!r}")
+    if checkpoint == "best" or (checkpoint == "auto" and paths["best"].is_file()):
+        return paths["best"]
+    return paths["last"]
+
+
+def member_network(source: str | Path, config: dict[str, Any], checkpoint: str) -> tuple[UNet3D, dict]:
+    """Another network for an ensemble with ``config``'s run, and the record model.json keeps of it.
+
+    ``source`` is a run folder (its ``checkpoint``) or a bundle of one network (id or folder). It must
+    read the same inputs through the same preprocessing into the same architecture: averaging networks
+    that see different images would average different questions.
+    """
+    where = Path(source)
+    if (where / "checkpoints").is_dir():
+        chosen = chosen_checkpoint(where, checkpoint)
+        state = load_checkpoint(chosen)
+        other = state["config"]
+        network, task, inputs, preprocessing = (
+            inference_network(state),
+            other["task"],
+            input_names(other),
+            other["preprocessing"],
+        )
+        record = {
+            "run": where.name,
+            "checkpoint": chosen.name,
+            "epochs": state["epoch"],
+            "seed": other["training"]["seed"],
+            "seconds": round(float(state["seconds"]), 1),
+            "initial_weights": state.get("initial_weights"),
+        }
+    else:
+        bundle = find_bundle(source)
+        if bundle.members > 1:
+            raise InputError("already an ensemble: give its members' runs or bundles instead", bundle.folder)
+        where = bundle.folder
+        network, task, inputs, preprocessing = (
+            bundle.load_network(),
+            bundle.task,
+            bundle.input_names,
+            bundle.preprocessing,
+        )
+        record = {"bundle": bundle.id, "version": bundle.version, "sha256": bundle.meta["weights"]["sha256"]}
+    if task != config["task"] or inputs != input_names(config):
+        raise InputError(
+            f"a {task} model reading {inputs}; the run is {config['task']} reading {input_names(config)}",
+            where,
+        )
+    if network.config != network_config(config, deep_supervision=False):
+        raise InputError("its network differs from the run's: an ensemble needs one architecture", where)
+    changed = differences(config["preprocessing"], preprocessing)
+    if changed:
+        raise InputError(f"preprocesses differently from the run ({', '.join(changed)})", where)
+    return network, record
 
 
 def inference_network(state: dict[str, Any]) -> UNet3D:
@@ -147,7 +220,8 @@ def reissue_bundle(
             source.folder,
         )
     meta["validation"] = _json_safe(validation)
-    return _write_bundle(network, meta, out, model_card(meta, notes))
+    weights_dtype = source.meta["weights"].get("dtype", "float32")
+    return _write_bundle(network, meta, out, model_card(meta, notes), weights_dtype)
 
 
 def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,11 +247,13 @@ def _refuse_to_replace(out: Path, overwrite: bool) -> None:
     make_output_folder(out.parent)
 
 
-def _write_bundle(network, meta: dict[str, Any], out: Path, card: str) -> ModelBundle:
+def _write_bundle(
+    network, meta: dict[str, Any], out: Path, card: str, weights_dtype: str = "float32"
+) -> ModelBundle:
     """Into a temporary folder renamed into place: a half-written bundle never appears."""
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        save_bundle(network, meta, temporary, card)
+        save_bundle(network, meta, temporary, card, weights_dtype)
         if out.exists():
             shutil.rmtree(out)
         temporary.rename(out)

@@ -29,6 +29,12 @@ def initial_bundle(config: Mapping[str, Any]) -> ModelBundle | None:
         return None
     bundle = find_bundle(source)
     where = bundle.folder / "model.json"
+    if bundle.members > 1:
+        raise InputError(
+            f"training.initial_weights: an ensemble of {bundle.members} networks; start from a bundle "
+            "of one network (an exported run)",
+            where,
+        )
     if bundle.task != config["task"]:
         raise InputError(
             f"training.initial_weights: a {bundle.task} model, the run is {config['task']}", where

@@ -74,6 +74,7 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         f"{_hardware(training['hardware'])}.",
         *_sessions(training.get("sessions", []), training["epochs"]),
         *_initial_weights(training.get("initial_weights")),
+        *_members(training.get("members", [])),
         "",
         f"## Validation (epoch {validation['epoch']})",
         "",
@@ -130,6 +131,24 @@ def _initial_weights(record: Mapping[str, Any] | None) -> list[str]:
     return [
         f"- Started from the weights of `{record['id']}` {record['version']} (sha256 "
         f"{record['sha256'][:12]}…), not from random ones: the epochs above come on top of that model's."
+    ]
+
+
+def _members(records: list[Mapping[str, Any]]) -> list[str]:
+    """An ensemble's other networks: each a run (its seed and length) or a bundle (its version)."""
+    if not records:
+        return []
+    described = [
+        f"`{r['bundle']}` {r['version']} (sha256 {r['sha256'][:12]}…)"
+        if "bundle" in r
+        else f"run `{r['run']}` ({r['epochs']} epochs, seed {r['seed']}, {r['seconds']:.0f} s, "
+        f"`{r['checkpoint']}`)"
+        for r in records
+    ]
+    return [
+        f"- An ensemble of {len(records) + 1} networks of this architecture and preprocessing, their "
+        f"probabilities averaged: the one trained above, then {'; '.join(described)}. Weights stored as "
+        "float16; activations shown are the first network's."
     ]
 
 

@@ -29,10 +29,11 @@ def run(args) -> int:
         return 0
     print(f"{'id':<20} {'task':<6} {'version':<9} {'inputs':<22} validation")
     for bundle in bundles:
-        trained = "" if bundle.trained else "  [untrained]"
+        notes = "" if bundle.trained else "  [untrained]"
+        notes += f"  [ensemble of {bundle.members}]" if bundle.members > 1 else ""
         print(
             f"{bundle.id:<20} {bundle.task:<6} {bundle.version:<9} {','.join(bundle.input_names):<22} "
-            f"{validation_text(bundle.meta.get('validation', {}))}{trained}"
+            f"{validation_text(bundle.meta.get('validation', {}))}{notes}"
         )
     return 0
 

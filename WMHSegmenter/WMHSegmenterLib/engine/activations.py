@@ -172,8 +172,7 @@ class ActivationRecorder:
     def forward(self, tiles: torch.Tensor, regions: list[tuple[slice, ...]]) -> torch.Tensor:
         """The network's forward pass with capture (and, for attribution, one backward pass)."""
         handles = [
-            self.network.get_submodule(info.name).register_forward_hook(self._hook(info.name))
-            for info in self.layers
+            self.network.block(info.name).register_forward_hook(self._hook(info.name)) for info in self.layers
         ]
         try:
             with torch.enable_grad() if self.gradcam_classes else torch.no_grad():

@@ -178,3 +178,45 @@ class UNet3D(nn.Module):
             finest_first = decoded[::-1]
             return [logits, *(head(finest_first[k + 1]) for k, head in enumerate(self.deep_heads))]
         return logits
+
+    def block(self, name: str) -> nn.Module:
+        """The block called ``name`` (see :meth:`block_names`), where activations are captured."""
+        return self.get_submodule(name)
+
+
+class Ensemble(nn.Module):
+    """U-Nets of one architecture whose probabilities are averaged, called like one U-Net.
+
+    Averaging the networks' probabilities (not their logits) is how nnU-Net ensembles its folds
+    (Isensee et al., Nature Methods 2021). To stay a drop-in network for the sliding window, mirroring
+    and attribution, it returns the logits of the averaged probabilities: the output activation turns
+    them back into exactly that average. Activations are the first member's: its blocks are the ones
+    :meth:`block` hands out.
+    """
+
+    def __init__(self, members: list[UNet3D], sigmoid: bool):
+        super().__init__()
+        if len(members) < 2 or any(member.config != members[0].config for member in members):
+            raise ValueError("an ensemble needs at least two U-Nets of one configuration")
+        self.members = nn.ModuleList(members)
+        self.sigmoid = sigmoid
+
+    @property
+    def config(self) -> UNetConfig:
+        return self.members[0].config
+
+    def block_names(self) -> list[str]:
+        return self.members[0].block_names()
+
+    def block(self, name: str) -> nn.Module:
+        return self.members[0].block(name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activation = torch.sigmoid if self.sigmoid else lambda logits: logits.softmax(1)
+        average = sum(activation(member(x).float()) for member in self.members) / len(self.members)
+        average = average.clamp(_EPSILON, 1 - _EPSILON)
+        return torch.logit(average) if self.sigmoid else average.log()
+
+
+#: Averaged probabilities are kept this far from 0 and 1 so their logits stay finite.
+_EPSILON = 1e-6
