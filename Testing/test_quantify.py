@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from WMHSegmenterLib.engine.labels import BRATS2023
-from WMHSegmenterLib.engine.quantify import label_statistics, summary, task_regions
+from WMHSegmenterLib.engine.quantify import count_heading, label_statistics, summary, task_regions
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 BRATS_NAMES = {1: "Necrotic core", 2: "Edema", 4: "Enhancing tumor"}
@@ -65,3 +65,4 @@ def test_summary_counts_a_tumor_in_foci_and_white_matter_hyperintensities_in_les
     wmh = label_statistics(two_tumors(), {4: "White matter hyperintensity"}, task_regions("wmh"))
     assert summary(wmh, "wmh") == "White matter hyperintensity: 0.12 ml in 2 lesions"
     assert summary(wmh[:0], "wmh") == ""
+    assert (count_heading("brats"), count_heading("wmh")) == ("Foci", "Lesions")

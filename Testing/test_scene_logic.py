@@ -107,10 +107,10 @@ def test_brats_statistics_add_whole_tumor_core_and_enhancing_volumes_that_follow
         "Tumor core (TC)": ("1+4", np.count_nonzero(np.isin(labels, (1, 4)))),
         "Enhancing tumor (ET)": ("4", np.count_nonzero(labels == 4)),
     }
-    assert_table_equals(result.statistics_node, rows)
+    assert_table_equals(result.statistics_node, rows, count_column="Foci")
 
 
-def assert_table_equals(table_node, rows) -> None:
+def assert_table_equals(table_node, rows, count_column: str = "Lesions") -> None:
     table = table_node.GetTable()
     assert table.GetNumberOfRows() == len(rows)
     for index, row in enumerate(rows):
@@ -118,7 +118,7 @@ def assert_table_equals(table_node, rows) -> None:
         assert table.GetColumnByName("Segment").GetValue(index) == row.name
         assert table.GetColumnByName("Voxels").GetValue(index) == row.voxels
         assert table.GetColumnByName("Volume").GetValue(index) == row.volume_ml
-        assert table.GetColumnByName("Lesions").GetValue(index) == row.components
+        assert table.GetColumnByName(count_column).GetValue(index) == row.components
     assert table_node.GetColumnUnitLabel("Volume") == "ml"
 
 

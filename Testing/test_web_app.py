@@ -145,6 +145,7 @@ def test_statistics_follow_edits(app, loop):
     settle(loop, app)
     edema = next(row for row in app.panel.data.statistics if row["label"] == "2")
     assert edema["voxels"] == int((read_labels(segmentation, reference) == 2).sum())
+    assert app.panel.data.count_heading == "Foci"  # a tumour's pieces; a WMH's are lesions
 
 
 def test_cancel_and_save(app, loop):

@@ -71,6 +71,11 @@ def label_statistics(
     return rows
 
 
+def count_heading(task: str) -> str:
+    """The heading of the column counting separate pieces: "Lesions" for WMH, "Foci" for a tumour."""
+    return PIECE_NOUNS.get(task, ("part", "parts"))[1].capitalize()
+
+
 def summary(rows: Sequence[LabelStatistics], task: str) -> str:
     """The statistics in one line, as the Slicer panel and the web page report them after Segment."""
     singular, plural = PIECE_NOUNS.get(task, ("part", "parts"))

@@ -270,7 +270,7 @@ class SegmenterLogic:
         self.show_overlay(node, "labels")
         rows = bundle_statistics(Volume(prediction.labels.array, world_geometry(reference)), bundle)
         table = self._statistics_node(node)
-        fill_statistics_table(table, rows)
+        fill_statistics_table(table, rows, bundle.task)
         return SegmentResult(
             node,
             table,
@@ -331,7 +331,7 @@ class SegmenterLogic:
         if labels is None:
             labels = self.labels(segmentation_node)
         rows = label_statistics(labels, label_names(segmentation_node), regions)
-        fill_statistics_table(self._statistics_node(segmentation_node), rows)
+        fill_statistics_table(self._statistics_node(segmentation_node), rows, self.task(segmentation_node))
         return rows
 
     def statistics_node(

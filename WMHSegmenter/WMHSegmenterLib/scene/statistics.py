@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import slicer
 import vtk
 
-from ..engine.quantify import LabelStatistics
+from ..engine.quantify import LabelStatistics, count_heading
 
-#: (row attribute, column name, VTK array class, unit, description)
+#: (row attribute, column name, VTK array class, unit, description); the count's name is the task's
+#: (:func:`count_heading`)
 COLUMNS = (
     (
         "label",
@@ -25,17 +26,18 @@ COLUMNS = (
     ("name", "Segment", vtk.vtkStringArray, "", "segment name"),
     ("voxels", "Voxels", vtk.vtkIntArray, "", "number of voxels"),
     ("volume_ml", "Volume", vtk.vtkDoubleArray, "ml", "volume in millilitres"),
-    ("components", "Lesions", vtk.vtkIntArray, "", "separate connected components (26-neighbourhood)"),
+    ("components", None, vtk.vtkIntArray, "", "separate connected components (26-neighbourhood)"),
 )
 
 
 def fill_statistics_table(
-    table_node: slicer.vtkMRMLTableNode, rows: Sequence[LabelStatistics]
+    table_node: slicer.vtkMRMLTableNode, rows: Sequence[LabelStatistics], task: str
 ) -> slicer.vtkMRMLTableNode:
     """Replace the table's contents with one row per label (and per tumor region)."""
     was_modifying = table_node.StartModify()
     table_node.RemoveAllColumns()
     for attribute, column, array_class, unit, description in COLUMNS:
+        column = column or count_heading(task)
         array = array_class()
         array.SetName(column)
         for row in rows:

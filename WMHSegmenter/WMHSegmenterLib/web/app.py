@@ -23,7 +23,7 @@ from trame_slicer.segmentation import SegmentationDisplay, SegmentationOpacityEn
 
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.errors import Cancelled, InputError
-from ..engine.quantify import summary
+from ..engine.quantify import count_heading, summary
 from ..scene.activations import color_node_id, set_foreground_opacity, show_in_slice_views
 from ..scene.logic import REGIONS_ROLE, SegmenterLogic, SegmentOptions, SegmentResult
 from .layout import Page
@@ -162,6 +162,7 @@ class WebApp:
         data = self.panel.data
         data.has_result, data.is_brats, data.overlay = True, bundle.task == "brats", "labels"
         data.statistics = statistics_rows(result.statistics)
+        data.count_heading = count_heading(bundle.task)
         self._offer_foregrounds(result)
         for view in self.slicer.view_manager.get_threed_views():
             view.reset_camera()

@@ -60,6 +60,7 @@ class PanelState:
     classes: list[str] = field(default_factory=list)
     class_name: str = ""
     statistics: list[dict] = field(default_factory=list)
+    count_heading: str = "Lesions"  # "Foci" for a tumour (engine quantify.count_heading)
 
 
 class Page:
@@ -251,7 +252,7 @@ class Page:
             )
         with v.VTable(id="wmh-statistics", density="compact", classes="mt-3"):
             with html.Thead(), html.Tr():
-                for title in ("Segment", "Volume (ml)", "Lesions", "Voxels"):
+                for title in ("Segment", "Volume (ml)", f"{{{{ {name.count_heading} }}}}", "Voxels"):
                     html.Th(title)
             with html.Tbody(), html.Tr(v_for=f"(row, index) in {name.statistics}", key="index"):
                 for column in ("name", "volume_ml", "components", "voxels"):
