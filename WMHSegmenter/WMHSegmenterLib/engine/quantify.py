@@ -71,14 +71,19 @@ def label_statistics(
     return rows
 
 
+def piece_nouns(task: str) -> tuple[str, str]:
+    """Singular and plural of a separate piece of ``task``'s labels ("part" for a task not listed)."""
+    return PIECE_NOUNS.get(task, ("part", "parts"))
+
+
 def count_heading(task: str) -> str:
     """The heading of the column counting separate pieces: "Lesions" for WMH, "Foci" for a tumour."""
-    return PIECE_NOUNS.get(task, ("part", "parts"))[1].capitalize()
+    return piece_nouns(task)[1].capitalize()
 
 
 def summary(rows: Sequence[LabelStatistics], task: str) -> str:
     """The statistics in one line, as the Slicer panel and the web page report them after Segment."""
-    singular, plural = PIECE_NOUNS.get(task, ("part", "parts"))
+    singular, plural = piece_nouns(task)
 
     def pieces(count: int) -> str:
         return f"{count} {singular if count == 1 else plural}"
