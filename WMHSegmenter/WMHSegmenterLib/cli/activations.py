@@ -83,13 +83,7 @@ def run(args) -> int:
                 plane = planes.busiest(prediction.labels)
             written.append(
                 activation_montage(
-                    prediction.activations,
-                    order,
-                    reference,
-                    views[0],
-                    args.montage,
-                    plane,
-                    args.overwrite,
+                    prediction.activations, order, planes.grid(plane), views[0], args.montage, args.overwrite
                 )
             )
     finally:

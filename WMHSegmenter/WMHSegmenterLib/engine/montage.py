@@ -8,9 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .activations import LayerActivations
-from .overlay import AxialPlanes
 from .resampling import resample
-from .volume import Volume, publish_file
+from .volume import Geometry, publish_file
 
 #: Anchor colours of a perceptually ordered dark-to-bright map (black, purple, orange, pale yellow).
 _COLOR_ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]]) / 255.0
@@ -27,19 +26,17 @@ def colorize(values: np.ndarray) -> np.ndarray:
 def activation_montage(
     activations: dict[str, LayerActivations],
     block_order: list[str],
-    reference: Volume,
+    plane: tuple[Geometry, tuple[int, int, int]],
     view: str,
     path: str | Path,
-    plane: int | None = None,
     overwrite: bool = False,
 ) -> Path:
     """One row along the contracting path (encoders, bottleneck), one along the expansive path, on
-    axial plane ``plane`` of :class:`AxialPlanes` (default: the middle one)."""
+    ``plane``, one of the input's axial planes (:meth:`AxialPlanes.grid`)."""
     names = [name for name in block_order if name in activations]
     split = next((i for i, name in enumerate(names) if name.startswith("decoder")), len(names))
     rows = [row for row in (names[:split], names[split:]) if row]
-    planes = AxialPlanes(reference)
-    geometry, shape = planes.grid(planes.middle() if plane is None else plane)
+    geometry, shape = plane
     columns = max(len(row) for row in rows)
     canvas = Image.new("RGB", (columns * CELL, len(rows) * (CELL + LABEL_HEIGHT)), "white")
     draw = ImageDraw.Draw(canvas)
