@@ -10,7 +10,9 @@ import pytest
 from conftest import make_bundle
 from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.postprocess import clean_islands, island_fraction
+from WMHSegmenterLib.engine.postprocess import clean_islands, foreground_probability, island_fraction
+from WMHSegmenterLib.engine.predictor import Predictor
+from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 
 def test_islands_under_the_size_go_and_larger_ones_keep_their_labels():
@@ -75,11 +77,67 @@ def test_a_bundle_made_before_the_fraction_keeping_the_largest_island_means_a_fr
     assert island_fraction({}) == 0.0
 
 
-@pytest.mark.parametrize("fraction", [1.5, -0.1, "all", True])
-def test_a_bundle_with_an_island_fraction_outside_zero_to_one_is_refused(tmp_path, fraction):
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        *(("min_island_fraction", value, "must be a number in") for value in (1.5, -0.1, "all", True)),
+        ("island_measure", "mean", "must be one of"),
+    ],
+)
+def test_a_bundle_with_an_impossible_island_cleaning_is_refused(tmp_path, setting, value, message):
     folder = make_bundle(tmp_path / "brats", "brats").folder
     meta = json.loads((folder / "model.json").read_text())
-    meta["inference"]["min_island_fraction"] = fraction
+    meta["inference"][setting] = value
     (folder / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(InputError, match="model.json: inference.min_island_fraction must be a number in"):
+    with pytest.raises(InputError, match=f"model.json: inference.{setting} {message}"):
         ModelBundle(folder)
+
+
+def tumour_beside_a_larger_false_island() -> tuple[np.ndarray, np.ndarray]:
+    """Labels and whole-tumour probability: a 64-voxel tumour the network is sure of (0.95) beside a
+    125-voxel island it is less sure of (0.7), as on Brats18_2013_11_1 in cross-validation."""
+    labels = np.zeros((12, 12, 24), np.uint8)
+    probability = np.zeros(labels.shape, np.float32)
+    labels[1:5, 1:5, 1:5], probability[1:5, 1:5, 1:5] = 2, 0.95
+    labels[2:4, 2:4, 2:4] = 4
+    labels[1:6, 1:6, 10:15], probability[1:6, 1:6, 10:15] = 2, 0.7
+    return labels, probability
+
+
+def test_measured_by_confidence_the_tumour_the_network_is_surer_of_stays_over_a_larger_island():
+    labels, probability = tumour_beside_a_larger_false_island()
+    by_confidence = clean_islands(labels, min_island_fraction=1.0, foreground_probability=probability)
+    expected = labels.copy()
+    expected[:, :, 10:15] = 0
+    np.testing.assert_array_equal(by_confidence, expected)
+    by_size = clean_islands(labels, min_island_fraction=1.0)
+    assert by_size[:, :, :5].sum() == 0 and by_size[:, :, 10:15].sum() == 125 * 2
+
+
+def test_an_island_under_a_quarter_of_the_largest_cannot_displace_it_by_confidence():
+    labels, probability = tumour_beside_a_larger_false_island()
+    labels[8:10, 8:10, 20:22], probability[8:10, 8:10, 20:22] = 1, 0.99  # 8 voxels: 0.06 of the largest
+    cleaned = clean_islands(labels, min_island_fraction=1.0, foreground_probability=probability)
+    assert cleaned[8:10, 8:10, 20:22].sum() == 0
+    assert cleaned[1:5, 1:5, 1:5].any()
+
+
+def test_any_foreground_is_one_minus_background_for_softmax_and_the_outermost_region_for_sigmoid():
+    softmax = np.array([[0.2, 0.9], [0.5, 0.05], [0.3, 0.05]], np.float32)
+    np.testing.assert_allclose(foreground_probability(softmax, "softmax"), [0.8, 0.1], rtol=1e-6)
+    nested = np.array([[0.9, 0.3], [0.6, 0.4], [0.2, 0.1]], np.float32)  # WT, TC, ET
+    np.testing.assert_allclose(foreground_probability(nested, "sigmoid"), [0.9, 0.4])
+
+
+def test_a_bundle_measuring_islands_by_confidence_cleans_with_its_probabilities(tmp_path):
+    labels, probability = tumour_beside_a_larger_false_island()
+    regions = np.stack([probability, (labels == 4) * probability, (labels == 4) * probability])
+    reference = Volume(np.zeros(labels.shape, np.float32), Geometry.identity())
+    region = np.ones(labels.shape, bool)
+    kept = {}
+    for measure in ("size", "confidence"):
+        bundle = make_bundle(tmp_path / measure, "brats", min_island_fraction=1.0, island_measure=measure)
+        predicted = Predictor(bundle, device="cpu").finish(regions, reference.geometry, reference, region)
+        kept[measure] = predicted.labels.array
+    assert kept["confidence"][:, :, 10:15].sum() == 0 and kept["confidence"][2, 2, 2] == 4
+    assert kept["size"][:, :, :5].sum() == 0

@@ -169,6 +169,13 @@ def test_an_island_fraction_outside_zero_to_one_is_refused_before_training(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_island_measure_is_refused_before_training(tmp_path, capsys):
+    config = tiny_config(tmp_path / "run.yaml", tmp_path, tmp_path, inference={"island_measure": "mean"})
+    assert main(["--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "inference.island_measure must be one of ('size', 'confidence')" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_reports_bad_data_in_one_line_and_exits_2(tmp_path, capsys):
     root = make_folder_dataset(tmp_path / "ms", cases=3)
     (root / "patient02" / "flair.nii.gz").unlink()

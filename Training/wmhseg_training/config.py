@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.postprocess import ISLAND_MEASURES
 from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
 
 #: Relative paths in a config are relative to the repository (the folder holding Training/).
@@ -94,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
         # islands under this fraction of the largest are removed (1: the largest only); 0 keeps all
         "min_island_fraction": 0.0,
         "largest_component_only": False,  # the fraction's older name: true means min_island_fraction 1
+        # what the fraction compares: island "size", or "confidence" (mean probability, islands >= 1/4
+        # of the largest's size)
+        "island_measure": "size",
         "brain_mask": False,  # crop, z-score and segment inside an automatic brain mask (skull-on FLAIR)
         "refine_on_input_grid": False,  # lesion borders redrawn from the input's own voxels (WMH)
         "patch_size_zyx": None,
@@ -270,6 +274,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     _require(
         _is_number(fraction) and 0 <= fraction <= 1,
         "inference.min_island_fraction must be a number in [0, 1]",
+    )
+    _require(
+        config["inference"]["island_measure"] in ISLAND_MEASURES,
+        f"inference.island_measure must be one of {ISLAND_MEASURES}",
     )
     inference_patch = config["inference"]["patch_size_zyx"]
     _require(

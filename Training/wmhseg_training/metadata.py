@@ -120,9 +120,10 @@ def validated_inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The inference settings a bundle's validation table was scored with: recorded beside the table
-    since export scores it with the bundle's own settings; for bundles made before, the run's."""
+    since export scores it with the bundle's own settings; for bundles made before, the run's. A
+    setting newer than the record was scored with its default."""
     recorded = meta["validation"].get("inference")
-    return run_validation_settings(meta) if recorded is None else recorded
+    return run_validation_settings(meta) if recorded is None else {**DEFAULTS["inference"], **recorded}
 
 
 def run_validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:

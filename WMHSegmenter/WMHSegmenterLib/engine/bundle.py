@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .postprocess import ISLAND_MEASURES
 
 FORMAT_VERSION = 1
 WEIGHT_DTYPES = ("float32", "float16")
@@ -182,6 +183,11 @@ class ModelBundle:
         if not (isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1):
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
+            )
+        measure = self.inference.get("island_measure", "size")
+        if measure not in ISLAND_MEASURES:
+            raise InputError(
+                f"inference.island_measure must be one of {ISLAND_MEASURES}, got {measure!r}", path
             )
         from .preprocessing import BIAS_CORRECTIONS
 

@@ -19,6 +19,7 @@ from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
 from .postprocess import (
     clean_islands,
+    foreground_probability,
     island_fraction,
     labels_from_probabilities,
     refine_lesions_by_intensity,
@@ -92,6 +93,7 @@ class Predictor:
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.min_island_fraction = island_fraction(settings)
+        self.islands_by_confidence = settings.get("island_measure", "size") == "confidence"
         self.within_brain = bool(settings.get("brain_mask", False))
         self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
         self.device = torch.device(resolve_device(device))
@@ -244,7 +246,12 @@ class Predictor:
             labels = lesion.astype(np.uint8) * np.uint8(channel_labels[-1])
         else:
             labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
-        labels = clean_islands(labels, self.min_component_voxels, self.min_island_fraction)
+        confidence = (
+            foreground_probability(on_input_grid, self.bundle.output_activation)
+            if self.islands_by_confidence
+            else None
+        )
+        labels = clean_islands(labels, self.min_component_voxels, self.min_island_fraction, confidence)
         foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         kept = on_input_grid[foreground]
