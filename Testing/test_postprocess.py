@@ -122,8 +122,8 @@ def test_an_island_under_a_quarter_of_the_largest_cannot_displace_it_by_confiden
     assert cleaned[1:5, 1:5, 1:5].any()
 
 
-def test_any_foreground_is_one_minus_background_for_softmax_and_the_outermost_region_for_sigmoid():
-    softmax = np.array([[0.2, 0.9], [0.5, 0.05], [0.3, 0.05]], np.float32)
+def test_any_foreground_is_the_sum_of_softmax_lesion_channels_and_the_outermost_sigmoid_region():
+    softmax = np.array([[0.5, 0.05], [0.3, 0.05]], np.float32)  # background (0.2, 0.9) not written
     np.testing.assert_allclose(foreground_probability(softmax, "softmax"), [0.8, 0.1], rtol=1e-6)
     nested = np.array([[0.9, 0.3], [0.6, 0.4], [0.2, 0.1]], np.float32)  # WT, TC, ET
     np.testing.assert_allclose(foreground_probability(nested, "sigmoid"), [0.9, 0.4])

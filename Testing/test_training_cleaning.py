@@ -10,7 +10,7 @@ import pytest
 from wmhseg_training.cleaning import CANDIDATES, Cleaning, best_cleaning, compare_cleaning, paired_cases
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.volume import Geometry, Volume, write_volume
+from WMHSegmenterLib.engine.volume import Geometry, Volume, read_volume, write_volume
 
 SHAPE = (12, 24, 24)
 LARGEST = Cleaning(min_island_fraction=1.0)
@@ -83,6 +83,44 @@ def test_a_fraction_of_the_largest_keeps_a_true_island_nearly_as_large_as_a_fals
     assert scores["largest:0.8"] == pytest.approx(2 * 144 / (144 + 300))
 
 
+def tumour_beside_a_larger_false_island(root: Path) -> list[str]:
+    """A 144-voxel lesion the network is sure of (0.95) beside a 180-voxel false island (0.7): the
+    select-cleaning folders, the probability map written as ``wmhseg segment --probabilities`` does."""
+    lesion_case(root, "a", speckles=False, small_true_lesion=False)
+    prediction = read_volume(root / "predictions" / "a.nii.gz").array
+    prediction[7:12, 14:20, 14:20] = 1
+    (root / "predictions" / "a.nii.gz").unlink()
+    write(root / "predictions" / "a.nii.gz", prediction)
+    probability = np.where(prediction > 0, 0.7, 0.05).astype(np.float32)
+    probability[2:6, 4:10, 4:10] = 0.95
+    (root / "probabilities").mkdir()
+    write_volume(Volume(probability, Geometry.identity((1.0, 1.0, 1.0))), root / "probabilities" / "a.nii.gz")
+    return ["--reference-dir", str(root / "references"), "--prediction-dir", str(root / "predictions")]
+
+
+def test_measured_by_confidence_the_island_the_network_is_surer_of_wins_over_a_larger_one(tmp_path, capsys):
+    folders = tumour_beside_a_larger_false_island(tmp_path)
+    probabilities = ["--probability-dir", str(tmp_path / "probabilities")]
+    assert main(["select-cleaning", "--task", "wmh", *folders, *probabilities]) == 0
+    out = capsys.readouterr().out
+    assert "best: largest@confidence " in out
+    assert "--inference min_island_fraction=1 --inference island_measure=confidence" in out
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    by_confidence = Cleaning.parse("largest@confidence")
+    scores = compare_cleaning("wmh", pairs, (LARGEST, by_confidence), tmp_path / "probabilities")
+    assert [s.mean["dice"] for s in scores] == [0.0, pytest.approx(1.0)]
+
+
+def test_measuring_by_confidence_without_probability_maps_is_refused_in_one_line(tmp_path, capsys):
+    folders = tumour_beside_a_larger_false_island(tmp_path)
+    assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "largest@confidence"]) == 2
+    assert "candidates measured by confidence need the cases' probability maps" in capsys.readouterr().err
+    (tmp_path / "probabilities" / "a.nii.gz").rename(tmp_path / "probabilities" / "b.nii.gz")
+    probabilities = ["--probability-dir", str(tmp_path / "probabilities")]
+    assert main(["select-cleaning", "--task", "wmh", *folders, *probabilities]) == 2
+    assert f"{tmp_path / 'probabilities' / 'a.nii.gz'}: file not found" in capsys.readouterr().err
+
+
 def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     lesion_case(tmp_path, "a", speckles=True, small_true_lesion=False)
     folders = [
@@ -113,6 +151,7 @@ def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
     [
         ("a", "expected comma-separated whole numbers, 'largest' or 'largest:F'"),
         ("largest:1.5", "fractions of the largest island must be in [0, 1]"),
+        ("5@confidence", "'largest:F' (optionally with '@confidence')"),
     ],
 )
 def test_bad_candidates_are_a_usage_error(capsys, candidates, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import ndimage
 from test_training_helpers import make_folder_dataset, tiny_config
@@ -13,7 +14,7 @@ from test_training_helpers import make_folder_dataset, tiny_config
 from wmhseg_training.checkpoints import load_checkpoint
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
-from WMHSegmenterLib.engine.volume import read_volume
+from WMHSegmenterLib.engine.volume import read_channels, read_volume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +40,9 @@ def four_cases(tmp_path):
     return data, config
 
 
-def test_every_case_is_held_out_once_and_scored_on_its_written_prediction(four_cases, tmp_path, capsys):
+def test_every_case_is_held_out_once_and_scored_on_its_written_prediction_and_probabilities(
+    four_cases, tmp_path, capsys
+):
     data, config = four_cases
     out = tmp_path / "cv"
     assert cross_validate(config, out) == 0
@@ -52,6 +55,9 @@ def test_every_case_is_held_out_once_and_scored_on_its_written_prediction(four_c
         assert prediction.geometry.matches(reference.geometry, tolerance=1e-6)
         assert float(row["dice"]) == pytest.approx(evaluate_wmh(reference, prediction)["dice"], abs=1e-9)
         assert float(row["seconds"]) > 0
+        lesion = read_channels(out / "probabilities" / f"{row['case']}.nii.gz")
+        assert lesion.geometry.matches(reference.geometry, tolerance=1e-6) and lesion.array.shape[0] == 1
+        np.testing.assert_array_equal(prediction.array, lesion.array[0] > 0.5)
     assert "mean of 4" in capsys.readouterr().out
 
 

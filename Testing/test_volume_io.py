@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from conftest import blob_volume, oblique_geometry
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.volume import Volume, read_image, read_volume, write_volume
+from WMHSegmenterLib.engine.volume import Volume, read_channels, read_image, read_volume, write_volume
 
 
 @pytest.mark.parametrize("extension", [".nii.gz", ".nii", ".nrrd", ".mha"])
@@ -18,6 +18,19 @@ def test_oblique_anisotropic_geometry_round_trips_through_each_format(tmp_path, 
     again = read_volume(path)
     assert again.geometry.matches(volume.geometry, tolerance=1e-5)
     np.testing.assert_array_equal(again.array, volume.array)
+
+
+def test_channel_maps_read_back_channel_first_on_their_grid_and_a_4d_series_is_refused(tmp_path):
+    scalar = blob_volume(geometry=oblique_geometry())
+    channels = scalar.with_array(np.stack([scalar.array, 2 * scalar.array]))
+    for volume in (scalar, channels):
+        again = read_channels(write_volume(volume, tmp_path / f"map{volume.array.ndim}.nii.gz"))
+        assert again.geometry.matches(volume.geometry, tolerance=1e-5)
+        np.testing.assert_array_equal(again.array, volume.array.reshape(-1, *volume.shape))
+    series = sitk.JoinSeries([scalar.to_sitk(), scalar.to_sitk()])  # 2 volumes in time
+    sitk.WriteImage(series, str(tmp_path / "series.nii.gz"))
+    with pytest.raises(InputError, match="series.nii.gz: image is 4D; expected 3D channels"):
+        read_channels(tmp_path / "series.nii.gz")
 
 
 def test_written_file_carries_the_geometry_it_was_read_with_to_float32_precision(tmp_path):

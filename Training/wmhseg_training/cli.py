@@ -147,11 +147,19 @@ def cleaning_parser() -> argparse.ArgumentParser:
         "--prediction-dir", type=Path, required=True, help="held-out predictions made without cleaning"
     )
     parser.add_argument(
+        "--probability-dir",
+        type=Path,
+        help="their probability maps (<case>.nii.gz, from cross-validate or wmhseg segment --probabilities), "
+        "for candidates measuring islands by confidence",
+    )
+    parser.add_argument(
         "--candidates",
         type=_cleanings,
         help="comma-separated island sizes in voxels under which islands go, 'largest' to keep only "
-        "the largest island, or 'largest:F' to keep islands of at least F times the largest "
-        "(default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest)",
+        "the largest island, or 'largest:F' to keep islands of at least F times the largest; "
+        "'largest@confidence' or 'largest:F@confidence' measure islands by their mean probability "
+        "instead of their size (default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest, "
+        "and largest@confidence with --probability-dir)",
     )
     return parser
 
@@ -163,7 +171,8 @@ def _cleanings(text: str) -> tuple:
         cleanings = tuple(Cleaning.parse(part.strip()) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers, 'largest' or 'largest:F', got {text!r}"
+            "expected comma-separated whole numbers, 'largest' or 'largest:F' (optionally with "
+            f"'@confidence'), got {text!r}"
         ) from None
     if any(c.min_component_voxels < 0 for c in cleanings):
         raise argparse.ArgumentTypeError(f"voxel counts must be 0 or more, got {text!r}")
@@ -253,19 +262,22 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 
 def run_select_cleaning(args: argparse.Namespace) -> int:
-    from .cleaning import CANDIDATES, best_cleaning, compare_cleaning, paired_cases
+    from .cleaning import CANDIDATES, CONFIDENCE_CANDIDATES, best_cleaning, compare_cleaning, paired_cases
     from .validation import SELECTION_METRIC
 
     pairs = paired_cases(args.reference_dir, args.prediction_dir)
-    scores = compare_cleaning(args.task, pairs, args.candidates or CANDIDATES)
+    defaults = CANDIDATES if args.probability_dir is None else (*CANDIDATES, *CONFIDENCE_CANDIDATES)
+    scores = compare_cleaning(args.task, pairs, args.candidates or defaults, args.probability_dir)
     columns = [SELECTION_METRIC[args.task], *CLEANING_COLUMNS[args.task]]
     print(f"{len(pairs)} case(s); mean over cases")
-    print("  ".join([f"{'cleaning':>11}", *columns]))
+    width = max(len("cleaning"), *(len(str(candidate.cleaning)) for candidate in scores))
+    print("  ".join([f"{'cleaning':>{width}}", *columns]))
     for candidate in scores:
         values = [f"{candidate.mean.get(column, float('nan')):>{len(column)}.4f}" for column in columns]
-        print("  ".join([f"{candidate.cleaning!s:>11}", *values]))
+        print("  ".join([f"{candidate.cleaning!s:>{width}}", *values]))
     best = best_cleaning(args.task, scores).cleaning
-    print(f"best: {best} (bundle it: {PROGRAM} export RUN_DIR ... --inference {best.inference_setting})")
+    options = " ".join(f"--inference {setting}" for setting in best.inference_settings)
+    print(f"best: {best} (bundle it: {PROGRAM} export RUN_DIR ... {options})")
     return 0
 
 

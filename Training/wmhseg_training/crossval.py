@@ -32,6 +32,7 @@ from .validation import SELECTION_METRIC, as_bundle, mean_metrics, validate
 
 CASES_CSV = "cases.csv"
 PREDICTIONS = "predictions"
+PROBABILITIES = "probabilities"
 
 
 def cross_validate(
@@ -45,9 +46,10 @@ def cross_validate(
 ) -> list[dict[str, Any]]:
     """Train and score ``folds`` (default all) into ``out_dir``; returns one row per held-out case.
 
-    ``out_dir`` holds a run folder per fold (``fold<k>``), each case's prediction
-    (``predictions/<case>.nii.gz``, the input for ``select-cleaning`` when no cleaning is set) and
-    ``cases.csv``, the folds of this call only, so one table is never scored two ways.
+    ``out_dir`` holds a run folder per fold (``fold<k>``), each case's prediction and probability
+    map (``predictions/<case>.nii.gz``, ``probabilities/<case>.nii.gz``: the input for
+    ``select-cleaning`` when no cleaning is set) and ``cases.csv``, the folds of this call only, so
+    one table is never scored two ways.
     ``inference``: ``key=value`` settings of the bundle the folds are scored as.
     """
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
@@ -64,7 +66,7 @@ def cross_validate(
         apply_override(fold_config, f"data.fold={fold}")
         run_dir = out_dir / f"fold{fold}"
         _train_unless_finished(fold_config, run_dir, device, show_progress, echo)
-        rows += score_fold(run_dir, out_dir / PREDICTIONS, inference, device, echo)
+        rows += score_fold(run_dir, out_dir, inference, device, echo)
         write_metrics_csv(rows, out_dir / CASES_CSV)
     return rows
 
@@ -102,9 +104,10 @@ def _train_unless_finished(config, run_dir: Path, device: str, show_progress: bo
 
 
 def score_fold(
-    run_dir: Path, predictions: Path, inference: Sequence[str], device: str, echo
+    run_dir: Path, out_dir: Path, inference: Sequence[str], device: str, echo
 ) -> list[dict[str, Any]]:
-    """The fold's held-out cases (all of them, whatever validation.max_cases) through its last epoch."""
+    """The fold's held-out cases (all of them, whatever validation.max_cases) through its last epoch,
+    their label and probability maps written into ``out_dir``."""
     paths = run_paths(run_dir)
     state = load_checkpoint(paths["last"])
     config = bundle_config(state["config"], inference)
@@ -115,12 +118,14 @@ def score_fold(
         raise InputError(
             f"held-out case(s) {', '.join(missing)} of this fold are no longer in the data", run_dir
         )
-    make_output_folder(predictions)
+    predictions = make_output_folder(out_dir / PREDICTIONS)
+    probabilities = make_output_folder(out_dir / PROBABILITIES)
     fold, selection = config["data"]["fold"], SELECTION_METRIC[config["task"]]
     rows = []
 
     def keep(case, prediction, scores) -> None:
         write_volume(prediction.labels, predictions / f"{case.id}.nii.gz", overwrite=True)
+        write_volume(prediction.probabilities, probabilities / f"{case.id}.nii.gz", overwrite=True)
         seconds = round(sum(prediction.timings.values()), 2)  # to segment; reading the files aside
         rows.append({"fold": fold, "case": case.id, **scores, "seconds": seconds})
         echo(f"fold {fold}  {case.id}  {selection} {scores[selection]:.4f}")

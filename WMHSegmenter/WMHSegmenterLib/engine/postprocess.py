@@ -81,12 +81,13 @@ def _mean_confidence(components: np.ndarray, sizes: np.ndarray, probability: np.
     return means
 
 
-def foreground_probability(probabilities: np.ndarray, activation: str) -> np.ndarray:
-    """The probability that a voxel is any foreground: 1 - background for softmax outputs; for nested
-    sigmoid regions the outermost, i.e. the largest channel (BraTS: whole tumour)."""
+def foreground_probability(foreground_channels: np.ndarray, activation: str) -> np.ndarray:
+    """The probability that a voxel is any foreground, from the output channels but background's (as
+    ``--probabilities`` writes them): their sum for softmax outputs; for nested sigmoid regions the
+    outermost, i.e. the largest channel (BraTS: whole tumour)."""
     if activation == "softmax":
-        return 1.0 - probabilities[0]
-    return probabilities.max(axis=0)
+        return foreground_channels.sum(axis=0)
+    return foreground_channels.max(axis=0)
 
 
 def island_fraction(settings: dict) -> float:

@@ -246,15 +246,15 @@ class Predictor:
             labels = lesion.astype(np.uint8) * np.uint8(channel_labels[-1])
         else:
             labels = labels_from_probabilities(on_input_grid, self.bundle.output_activation, channel_labels)
+        foreground = slice(1, None) if softmax else slice(None)
+        kept = on_input_grid[foreground]
         confidence = (
-            foreground_probability(on_input_grid, self.bundle.output_activation)
+            foreground_probability(kept, self.bundle.output_activation)
             if self.islands_by_confidence
             else None
         )
         labels = clean_islands(labels, self.min_component_voxels, self.min_island_fraction, confidence)
-        foreground = slice(1, None) if softmax else slice(None)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
-        kept = on_input_grid[foreground]
         return Prediction(
             labels=reference.with_array(labels),
             probabilities=reference.with_array(kept[0] if len(kept) == 1 else kept),

@@ -103,6 +103,26 @@ class Volume:
 def read_volume(path: str | Path) -> Volume:
     """Read a 3D scalar volume from NIfTI, NRRD, MetaImage or a DICOM series folder."""
     path = Path(path)
+    image, nonfinite = _read_image_file(path)
+    volume = Volume.from_sitk(_as_3d_scalar(image, path))
+    _report_nonfinite(nonfinite, volume.array.size, path)  # ITK has already zeroed them in NIfTI files
+    return volume
+
+
+def read_channels(path: str | Path) -> Volume:
+    """Read a map of one or more channels (c, z, y, x), as ``wmhseg segment --probabilities`` writes it."""
+    path = Path(path)
+    image, nonfinite = _read_image_file(path)
+    if image.GetDimension() != 3:
+        raise InputError(f"image is {image.GetDimension()}D; expected 3D channels", path)
+    volume = Volume.from_sitk(image)
+    array = volume.array[np.newaxis] if volume.array.ndim == 3 else np.moveaxis(volume.array, -1, 0)
+    _report_nonfinite(nonfinite, array.size, path)
+    return Volume(array, volume.geometry)
+
+
+def _read_image_file(path: Path) -> tuple[sitk.Image, int]:
+    """The image at ``path`` (a file or DICOM series folder) and its count of non-finite NIfTI voxels."""
     if not path.exists():
         raise InputError("file not found", path)
     if not os.access(path, os.R_OK):
@@ -113,9 +133,7 @@ def read_volume(path: str | Path) -> Volume:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"not a readable image ({_first_line(error)})", path) from None
-    volume = Volume.from_sitk(_as_3d_scalar(image, path))
-    _report_nonfinite(nonfinite, volume.array.size, path)  # ITK has already zeroed them in NIfTI files
-    return volume
+    return image, nonfinite
 
 
 def read_image(path: str | Path) -> Volume:
