@@ -121,13 +121,14 @@ def compare_cleaning(
 ) -> list[CleaningScore]:
     """``probability_dir``: each case's probability map (``<case>.nii.gz``, as ``wmhseg segment
     --probabilities`` writes it), for candidates measuring islands by confidence."""
-    if probability_dir is None and any(c.by_confidence for c in candidates):
+    by_confidence = any(c.by_confidence for c in candidates)
+    if by_confidence and probability_dir is None:
         raise InputError("candidates measured by confidence need the cases' probability maps")
     evaluations = {cleaning: Evaluation(task) for cleaning in candidates}
     for case, reference_path, prediction_path in pairs:
         reference, prediction = read_volume(reference_path), read_volume(prediction_path)
         confidence = None
-        if any(c.by_confidence for c in candidates):
+        if by_confidence:
             confidence = _foreground_probability(probability_dir / f"{case}.nii.gz", prediction, task)
         for cleaning, evaluation in evaluations.items():
             cleaned = prediction.with_array(cleaning.apply(prediction.array, confidence))

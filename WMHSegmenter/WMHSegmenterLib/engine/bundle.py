@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .postprocess import ISLAND_MEASURES
+from .postprocess import ISLAND_MEASURES, island_measure
 
 FORMAT_VERSION = 1
 WEIGHT_DTYPES = ("float32", "float16")
@@ -184,7 +184,7 @@ class ModelBundle:
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
             )
-        measure = self.inference.get("island_measure", "size")
+        measure = island_measure(self.inference)
         if measure not in ISLAND_MEASURES:
             raise InputError(
                 f"inference.island_measure must be one of {ISLAND_MEASURES}, got {measure!r}", path

@@ -90,6 +90,11 @@ def foreground_probability(foreground_channels: np.ndarray, activation: str) -> 
     return foreground_channels.max(axis=0)
 
 
+def island_measure(settings: dict) -> str:
+    """``island_measure`` of inference settings; bundles made before it measured islands by size."""
+    return settings.get("island_measure", "size")
+
+
 def island_fraction(settings: dict) -> float:
     """``min_island_fraction`` of inference settings; ``largest_component_only: true``, its name in
     bundles and runs made before the fraction existed, means 1 (the largest only)."""

@@ -21,6 +21,7 @@ from .postprocess import (
     clean_islands,
     foreground_probability,
     island_fraction,
+    island_measure,
     labels_from_probabilities,
     refine_lesions_by_intensity,
 )
@@ -93,7 +94,7 @@ class Predictor:
         self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.min_island_fraction = island_fraction(settings)
-        self.islands_by_confidence = settings.get("island_measure", "size") == "confidence"
+        self.islands_by_confidence = island_measure(settings) == "confidence"
         self.within_brain = bool(settings.get("brain_mask", False))
         self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
         self.device = torch.device(resolve_device(device))
