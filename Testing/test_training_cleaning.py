@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,34 @@ def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     assert "--inference min_island_fraction=1" in capsys.readouterr().out
     assert main(["select-cleaning", "--task", "wmh", *folders, "--candidates", "largest:0.8,largest"]) == 0
     assert "best: largest:0.8 " in capsys.readouterr().out
+
+
+def test_the_csv_holds_every_case_under_every_candidate(tmp_path, capsys):
+    lesion_case(tmp_path, "a", speckles=True, small_true_lesion=False)
+    lesion_case(tmp_path, "b", speckles=False, small_true_lesion=False)
+    table = tmp_path / "cleaning.csv"
+    folders = [
+        "--reference-dir",
+        str(tmp_path / "references"),
+        "--prediction-dir",
+        str(tmp_path / "predictions"),
+    ]
+    command = ["select-cleaning", "--task", "wmh", *folders, "--candidates", "0,3", "--csv", str(table)]
+    assert main(command) == 0
+    assert f"wrote {table}" in capsys.readouterr().out
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["cleaning"], row["case"]) for row in rows] == [
+        ("0", "a"),
+        ("0", "b"),
+        ("3", "a"),
+        ("3", "b"),
+    ]
+    dice = [float(row["dice"]) for row in rows]
+    assert dice == [pytest.approx(2 * 144 / (144 + 148)), 1.0, 1.0, 1.0]
+    assert main(command) == 2
+    assert "output exists (use --overwrite to replace it)" in capsys.readouterr().err
+    assert main([*command, "--overwrite"]) == 0
 
 
 def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):

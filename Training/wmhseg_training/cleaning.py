@@ -93,10 +93,14 @@ CONFIDENCE_CANDIDATES = (Cleaning(min_island_fraction=1.0, island_measure="confi
 
 @dataclass(frozen=True)
 class CleaningScore:
-    """Mean metrics over the cases cleaned by ``cleaning``."""
+    """Every case's metrics once cleaned by ``cleaning``."""
 
     cleaning: Cleaning
-    mean: dict[str, float]
+    evaluation: Evaluation
+
+    @property
+    def mean(self) -> dict[str, float]:
+        return self.evaluation.summary()["mean"]
 
 
 def paired_cases(reference_dir: Path, prediction_dir: Path) -> list[tuple[str, Path, Path]]:
@@ -133,9 +137,7 @@ def compare_cleaning(
         for cleaning, evaluation in evaluations.items():
             cleaned = prediction.with_array(cleaning.apply(prediction.array, confidence))
             evaluation.cases.append((case, score(task, reference, cleaned, reference_path)))
-    return [
-        CleaningScore(cleaning, evaluation.summary()["mean"]) for cleaning, evaluation in evaluations.items()
-    ]
+    return [CleaningScore(cleaning, evaluation) for cleaning, evaluation in evaluations.items()]
 
 
 def _foreground_probability(path: Path, prediction: Volume, task: str) -> np.ndarray:

@@ -161,6 +161,10 @@ def cleaning_parser() -> argparse.ArgumentParser:
         "instead of their size (default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest, "
         "and largest@confidence with --probability-dir)",
     )
+    parser.add_argument(
+        "--csv", type=Path, help="also write every case's metrics under every candidate to this CSV file"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
     return parser
 
 
@@ -262,9 +266,14 @@ def run_reissue(args: argparse.Namespace) -> int:
 
 
 def run_select_cleaning(args: argparse.Namespace) -> int:
+    from WMHSegmenterLib.engine.metrics.report import write_csv_by_setting
+    from WMHSegmenterLib.engine.volume import check_output_path
+
     from .cleaning import CANDIDATES, CONFIDENCE_CANDIDATES, best_cleaning, compare_cleaning, paired_cases
     from .validation import SELECTION_METRIC
 
+    if args.csv is not None:
+        check_output_path(args.csv, args.overwrite, extensions=(".csv",))
     pairs = paired_cases(args.reference_dir, args.prediction_dir)
     defaults = CANDIDATES if args.probability_dir is None else (*CANDIDATES, *CONFIDENCE_CANDIDATES)
     scores = compare_cleaning(args.task, pairs, args.candidates or defaults, args.probability_dir)
@@ -278,6 +287,9 @@ def run_select_cleaning(args: argparse.Namespace) -> int:
     best = best_cleaning(args.task, scores).cleaning
     options = " ".join(f"--inference {setting}" for setting in best.inference_settings)
     print(f"best: {best} (bundle it: {PROGRAM} export RUN_DIR ... {options})")
+    if args.csv is not None:
+        evaluations = {str(candidate.cleaning): candidate.evaluation for candidate in scores}
+        print(f"wrote {write_csv_by_setting(evaluations, 'cleaning', args.csv, args.overwrite)}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,14 +136,37 @@ def format_tables(evaluation: Evaluation, tables: tuple[Table, ...]) -> str:
 
 def write_csv(evaluation: Evaluation, path: str | Path, overwrite: bool = False) -> Path:
     """One row per case, a column per metric; an undefined (NaN) metric is an empty cell."""
-    keys = evaluation.keys
+    rows = [((case,), metrics) for case, metrics in evaluation.cases]
+    return _write_rows(("case",), rows, evaluation.keys, path, overwrite)
 
+
+def write_csv_by_setting(
+    evaluations: Mapping[str, Evaluation], setting_column: str, path: str | Path, overwrite: bool = False
+) -> Path:
+    """The same cases evaluated under several settings in one table, a row per setting and case, so that
+    a per-case condition ("no case falls by more than ...") can be read off it, not only the means."""
+    keys = list(dict.fromkeys(key for evaluation in evaluations.values() for key in evaluation.keys))
+    rows = [
+        ((setting, case), metrics)
+        for setting, evaluation in evaluations.items()
+        for case, metrics in evaluation.cases
+    ]
+    return _write_rows((setting_column, "case"), rows, keys, path, overwrite)
+
+
+def _write_rows(
+    leading: tuple[str, ...],
+    rows: list[tuple[tuple[str, ...], dict[str, float]]],
+    keys: list[str],
+    path: str | Path,
+    overwrite: bool,
+) -> Path:
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["case", *keys])
-            for case, metrics in evaluation.cases:
-                writer.writerow([case, *(_csv_value(metrics.get(key, math.nan)) for key in keys)])
+            writer.writerow([*leading, *keys])
+            for labels, metrics in rows:
+                writer.writerow([*labels, *(_csv_value(metrics.get(key, math.nan)) for key in keys)])
 
     return publish_file(write, path, overwrite)
 
