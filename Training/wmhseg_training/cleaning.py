@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,9 @@ class CleaningScore:
     cleaning: Cleaning
     evaluation: Evaluation
 
-    @property
+    @cached_property
     def mean(self) -> dict[str, float]:
+        """Computed once: the ranking and the printed table read it for every column."""
         return self.evaluation.summary()["mean"]
 
 
