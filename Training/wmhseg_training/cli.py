@@ -62,8 +62,8 @@ def _add_inference_option(parser: argparse.ArgumentParser, purpose: str) -> None
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help=f"{purpose}, e.g. --inference overlap=0.25 "
-        "--inference 'patch_size_zyx=[64,160,160]' (repeatable; values are YAML)",
+        help=f"{purpose}, e.g. --inference overlap=0.25 (repeatable; values are YAML; a patch_size_zyx "
+        "other than the training patch changes every tile's normalisation: score it before shipping)",
     )
 
 
