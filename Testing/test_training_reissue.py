@@ -67,6 +67,16 @@ def test_a_reissued_bundle_finds_files_by_the_current_name_patterns(tmp_path, ca
     assert "flair" in current["flair"] and "t1ce" in current["t1ce"]
 
 
+def test_reissue_refuses_the_source_bundles_own_version_and_writes_nothing(tmp_path, capsys):
+    source = copied_bundle("brats-glioma", tmp_path / "source")
+    out = tmp_path / "brats-glioma"
+    code = main(["reissue", str(source.folder), "--out", str(out), "--version", source.meta["version"]])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"is already version {source.meta['version']}" in error and str(source.folder) in error
+    assert not out.exists()
+
+
 def test_reissue_refuses_an_unknown_setting_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "bundle"
     code = main(

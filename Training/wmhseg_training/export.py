@@ -198,6 +198,11 @@ def reissue_bundle(
     source = ModelBundle(bundle_dir)
     if "hyperparameters" not in source.meta.get("training", {}) or "validation" not in source.meta:
         raise InputError("not a bundle made by wmhseg-train export (no training record)", source.folder)
+    if version == source.meta["version"]:
+        raise InputError(
+            f"is already version {version}; a reissue needs a new version (it would name itself its parent)",
+            source.folder,
+        )
     out = Path(out)
     _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
