@@ -82,6 +82,7 @@ def test_a_bundle_made_before_the_fraction_keeping_the_largest_island_means_a_fr
     [
         *(("min_island_fraction", value, "must be a number in") for value in (1.5, -0.1, "all", True)),
         ("island_measure", "mean", "must be one of"),
+        *(("island_neck_mm", value, "must be a number >= 0") for value in (-1, "wide", True)),
     ],
 )
 def test_a_bundle_with_an_impossible_island_cleaning_is_refused(tmp_path, setting, value, message):
@@ -141,3 +142,69 @@ def test_a_bundle_measuring_islands_by_confidence_cleans_with_its_probabilities(
         kept[measure] = predicted.labels.array
     assert kept["confidence"][:, :, 10:15].sum() == 0 and kept["confidence"][2, 2, 2] == 4
     assert kept["size"][:, :, :5].sum() == 0
+
+
+def tumour_joined_to_a_larger_false_region() -> tuple[np.ndarray, np.ndarray]:
+    """Labels and whole-tumour probability: a 9-voxel cube of tumour the network is sure of (0.95)
+    joined by a 2x2-voxel bridge to an 11-voxel cube it is less sure of (0.7): one island, as a false
+    region touching the tumour was on Brats18_CBICA_AME_1 in cross-validation."""
+    labels = np.zeros((13, 13, 30), np.uint8)
+    probability = np.zeros(labels.shape, np.float32)
+    labels[1:10, 1:10, 1:10], probability[1:10, 1:10, 1:10] = 2, 0.95
+    labels[4:6, 4:6, 10:14], probability[4:6, 4:6, 10:14] = 2, 0.8
+    labels[1:12, 1:12, 14:25], probability[1:12, 1:12, 14:25] = 2, 0.7
+    return labels, probability
+
+
+def test_a_false_region_joined_to_the_tumour_by_a_narrow_neck_is_cut_off_and_dropped():
+    labels, probability = tumour_joined_to_a_larger_false_region()
+    whole = clean_islands(labels, min_island_fraction=1.0, foreground_probability=probability)
+    np.testing.assert_array_equal(whole, labels)
+    cut = clean_islands(labels, min_island_fraction=1.0, foreground_probability=probability, neck_mm=3)
+    assert (cut[1:10, 1:10, 1:10] == 2).all()
+    assert cut[:, :, 14:].sum() == 0
+
+
+def test_fingers_thinner_than_the_neck_stay_with_their_lesion_and_a_thin_lesion_stays_whole():
+    labels = np.zeros((13, 13, 30), np.uint8)
+    labels[1:10, 1:10, 1:10] = 2  # a lesion with a core
+    labels[4:6, 4:6, 10:20] = 2  # a 2x2-voxel finger from it: no core of its own
+    cleaned = clean_islands(labels, min_island_fraction=1.0, neck_mm=3)
+    np.testing.assert_array_equal(cleaned, labels)
+    thin = np.zeros((13, 13, 30), np.uint8)
+    thin[4:6, 4:6, 2:28] = 1  # thinner than the neck everywhere: no core at all
+    np.testing.assert_array_equal(clean_islands(thin, min_island_fraction=1.0, neck_mm=3), thin)
+
+
+def test_the_neck_is_measured_in_millimetres_so_thick_slices_are_not_eroded_through():
+    """One 5 mm slice holding two 9x9 mm blobs joined by a 2 mm bar: in voxels the slice is thinner than
+    any ball, in millimetres only the bar is narrow."""
+    labels = np.zeros((3, 13, 30), np.uint8)
+    probability = np.zeros(labels.shape, np.float32)
+    labels[1, 1:10, 1:10], probability[1, 1:10, 1:10] = 2, 0.95
+    labels[1, 4:6, 10:18], probability[1, 4:6, 10:18] = 2, 0.8
+    labels[1, 1:12, 18:29], probability[1, 1:12, 18:29] = 2, 0.7
+    settings = {"min_island_fraction": 1.0, "foreground_probability": probability, "neck_mm": 3}
+    np.testing.assert_array_equal(clean_islands(labels, **settings), labels)
+    cut = clean_islands(labels, **settings, spacing_zyx=(5.0, 1.0, 1.0))
+    assert (cut[1, 1:10, 1:10] == 2).all() and cut[:, :, 18:].sum() == 0
+
+
+def test_a_bundle_with_a_neck_cuts_the_joined_false_region_on_the_input_grid(tmp_path):
+    labels, probability = tumour_joined_to_a_larger_false_region()
+    regions = np.stack([probability, np.zeros_like(probability), np.zeros_like(probability)])
+    reference = Volume(np.zeros(labels.shape, np.float32), Geometry.identity())
+    region = np.ones(labels.shape, bool)
+    kept = {}
+    for neck in (0, 3):
+        bundle = make_bundle(
+            tmp_path / f"neck{neck}",
+            "brats",
+            min_island_fraction=1.0,
+            island_measure="confidence",
+            island_neck_mm=neck,
+        )
+        predicted = Predictor(bundle, device="cpu").finish(regions, reference.geometry, reference, region)
+        kept[neck] = predicted.labels.array
+    assert kept[0][:, :, 14:].any()
+    assert kept[3][:, :, 14:].sum() == 0 and (kept[3][1:10, 1:10, 1:10] == 2).all()

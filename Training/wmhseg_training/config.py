@@ -98,6 +98,8 @@ DEFAULTS: dict[str, Any] = {
         # what the fraction compares: island "size", or "confidence" (mean probability, islands >= 1/4
         # of the largest's size)
         "island_measure": "size",
+        # islands split where narrower than a ball of this radius before they are measured; 0 does not
+        "island_neck_mm": 0.0,
         "brain_mask": False,  # crop, z-score and segment inside an automatic brain mask (skull-on FLAIR)
         "refine_on_input_grid": False,  # lesion borders redrawn from the input's own voxels (WMH)
         "patch_size_zyx": None,
@@ -275,6 +277,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         _is_number(fraction) and 0 <= fraction <= 1,
         "inference.min_island_fraction must be a number in [0, 1]",
     )
+    neck = config["inference"]["island_neck_mm"]
+    _require(_is_number(neck) and neck >= 0, "inference.island_neck_mm must be a number >= 0")
     _require(
         config["inference"]["island_measure"] in ISLAND_MEASURES,
         f"inference.island_measure must be one of {ISLAND_MEASURES}",

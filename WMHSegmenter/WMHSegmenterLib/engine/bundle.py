@@ -184,6 +184,9 @@ class ModelBundle:
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
             )
+        neck = self.inference.get("island_neck_mm", 0.0)
+        if not (isinstance(neck, int | float) and not isinstance(neck, bool) and neck >= 0):
+            raise InputError(f"inference.island_neck_mm must be a number >= 0, got {neck!r}", path)
         measure = island_measure(self.inference)
         if measure not in ISLAND_MEASURES:
             raise InputError(

@@ -34,6 +34,8 @@ def clean_islands(
     min_component_voxels: int = 0,
     min_island_fraction: float = 0.0,
     foreground_probability: np.ndarray | None = None,
+    neck_mm: float = 0.0,
+    spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> np.ndarray:
     """A bundle's island cleaning (its inference settings ``min_component_voxels``,
     ``min_island_fraction`` and ``island_measure``), in one place for the predictor and for choosing
@@ -52,10 +54,17 @@ def clean_islands(
     held-out cases of one 40-epoch cross-validation), so size alone does not tell tumour from
     artefact; in those four the tumour was the island the network was surest of (mean probability
     0.90-0.94 against 0.74-0.90). The price of any fraction: a small second focus goes too.
+
+    With ``neck_mm`` > 0 an island is first split where it is narrower than a ball of that radius
+    (``_pieces_at_necks``; ``spacing_zyx``: the labels' voxel size), and the pieces are measured and
+    removed as islands are: a false region touching the tumour is otherwise kept with it (on the BraTS
+    cross-validation a 3 mm neck cut one from Brats18_CBICA_AME_1, WT HD95 10.7 -> 5.8 mm).
     """
     if min_component_voxels <= 1 and min_island_fraction <= 0:
         return labels
-    components, sizes = _islands(labels)
+    components, sizes = (
+        _islands(labels) if neck_mm <= 0 else _pieces_at_necks(labels > 0, neck_mm, spacing_zyx)
+    )
     if not sizes.any():
         return labels
     measures = (
@@ -107,6 +116,46 @@ def largest_island(mask: np.ndarray, face_connected: bool = False) -> np.ndarray
     """The largest connected piece of a mask's foreground (26-connected, or 6 with ``face_connected``)."""
     components, sizes = _islands(mask, face_connected)
     return components == np.argmax(sizes) if sizes.any() else np.zeros(mask.shape, dtype=bool)
+
+
+def _pieces_at_necks(
+    foreground: np.ndarray, neck_mm: float, spacing_zyx: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground cut where it is narrower than a ball of radius ``neck_mm``: the islands left by
+    eroding it with that ball are the cores, and every foreground voxel joins the core it reaches
+    first through the foreground, so thin rims and fingers stay with their own lesion. An island with
+    no core (thinner than the ball everywhere) stays one piece. Returns the piece number of each voxel
+    (0 background) and each piece's size, as ``_islands`` does."""
+    pieces = np.zeros(foreground.shape, dtype=np.int32)
+    boxes = ndimage.find_objects(foreground.astype(np.uint8))
+    if boxes:
+        pieces[boxes[0]] = _grown_cores(foreground[boxes[0]], _ellipsoid(neck_mm, spacing_zyx))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    return pieces, sizes
+
+
+def _grown_cores(foreground: np.ndarray, ball: np.ndarray) -> np.ndarray:
+    """Cores of the eroded foreground, grown back one voxel layer at a time inside it (where two
+    meet, the higher-numbered wins), then coreless islands numbered after them."""
+    cube = np.ones((3, 3, 3), dtype=bool)
+    pieces, core_count = ndimage.label(ndimage.binary_erosion(foreground, ball), structure=cube)
+    while True:
+        grown = ndimage.grey_dilation(pieces, footprint=cube)
+        reached = foreground & (pieces == 0) & (grown > 0)
+        if not reached.any():
+            break
+        pieces[reached] = grown[reached]
+    coreless, _ = ndimage.label(foreground & (pieces == 0), structure=cube)
+    pieces[coreless > 0] = coreless[coreless > 0] + core_count
+    return pieces
+
+
+def _ellipsoid(radius_mm: float, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """A ball of ``radius_mm`` on a grid of that voxel size (no extent along axes coarser than it)."""
+    half = [int(radius_mm // step) for step in spacing_zyx]
+    axes = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    return sum((axis * step / radius_mm) ** 2 for axis, step in zip(axes, spacing_zyx)) <= 1
 
 
 def _islands(labels: np.ndarray, face_connected: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -95,6 +95,7 @@ class Predictor:
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.min_island_fraction = island_fraction(settings)
         self.islands_by_confidence = island_measure(settings) == "confidence"
+        self.island_neck_mm = float(settings.get("island_neck_mm", 0.0))
         self.within_brain = bool(settings.get("brain_mask", False))
         self.refine_on_input_grid = bool(settings.get("refine_on_input_grid", False))
         self.device = torch.device(resolve_device(device))
@@ -254,7 +255,14 @@ class Predictor:
             if self.islands_by_confidence
             else None
         )
-        labels = clean_islands(labels, self.min_component_voxels, self.min_island_fraction, confidence)
+        labels = clean_islands(
+            labels,
+            self.min_component_voxels,
+            self.min_island_fraction,
+            confidence,
+            self.island_neck_mm,
+            reference.geometry.spacing[::-1],
+        )
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         return Prediction(
             labels=reference.with_array(labels),
