@@ -38,8 +38,8 @@ def clean_islands(
     spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> np.ndarray:
     """A bundle's island cleaning (its inference settings ``min_component_voxels``,
-    ``min_island_fraction`` and ``island_measure``), in one place for the predictor and for choosing
-    it on held-out data.
+    ``min_island_fraction``, ``island_measure`` and ``island_neck_mm``), in one place for the
+    predictor and for choosing it on held-out data.
 
     Foreground islands (26-connected, all labels together) smaller than ``min_component_voxels`` are
     removed, and so are islands whose measure is under ``min_island_fraction`` of the largest measure;
