@@ -38,19 +38,19 @@ def test_reissue_keeps_weights_and_training_record_and_changes_only_the_named_se
     notes.write_text("## Brain mask\nChosen on drawn-head composites.\n")
     code = main(
         ["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"]
-        + ["--inference", "brain_mask=true", "--card-notes", str(notes)]
+        + ["--inference", "overlap=0.6", "--card-notes", str(notes)]
     )
     assert code == 0, capsys.readouterr().err
     reissued = ModelBundle(out)
     assert sha256_of(reissued.weights_path) == sha256_of(source.weights_path)
     assert reissued.meta["version"] == "9.9.9"
-    assert reissued.inference == {**DEFAULTS["inference"], **source.inference, "brain_mask": True}
+    assert reissued.inference == {**DEFAULTS["inference"], **source.inference, "overlap": 0.6}
     assert reissued.meta["training"] == source.meta["training"]
     assert reissued.meta["reissued_from"] == {"id": "wmh-flair", "version": source.meta["version"]}
     assert reissued.meta["validation"]["metrics"] == source.meta["validation"]["metrics"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "Chosen on drawn-head composites." in card
-    assert "brain_mask" in card  # the card says the bundle's settings differ from the run's
+    assert "the bundle's differ: overlap 0.25 -> 0.6" in card  # not the settings its table was scored with
     reissued.load_network()  # sha256 checked
 
 
