@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from WMHSegmenterLib.engine.bundle import is_number
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.postprocess import ISLAND_MEASURES
 from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
@@ -215,7 +216,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         _require(_is_int(training[key]) and training[key] >= 1, f"training.{key} must be a positive integer")
     _require(_is_int(training["workers"]) and training["workers"] >= 0, "training.workers must be >= 0")
     _require(
-        _is_number(training["foreground_fraction"]) and 0 <= training["foreground_fraction"] <= 1,
+        is_number(training["foreground_fraction"]) and 0 <= training["foreground_fraction"] <= 1,
         "training.foreground_fraction must be a number in [0, 1]",
     )
     max_cases = config["validation"]["max_cases"]
@@ -234,12 +235,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     optimizer = training["optimizer"]
     _require(
-        _is_number(optimizer["learning_rate"]) and optimizer["learning_rate"] >= 0,
+        is_number(optimizer["learning_rate"]) and optimizer["learning_rate"] >= 0,
         f"training.optimizer.learning_rate must be a number >= 0, got {optimizer['learning_rate']!r}",
     )
     for key in ("weight_decay", "momentum"):
         _require(
-            key not in optimizer or (_is_number(optimizer[key]) and optimizer[key] >= 0),
+            key not in optimizer or (is_number(optimizer[key]) and optimizer[key] >= 0),
             f"training.optimizer.{key} must be a number >= 0, got {optimizer.get(key)!r}",
         )
     _require(training["schedule"]["name"] in SCHEDULES, f"training.schedule.name must be one of {SCHEDULES}")
@@ -274,11 +275,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     fraction = config["inference"]["min_island_fraction"]
     _require(
-        _is_number(fraction) and 0 <= fraction <= 1,
+        is_number(fraction) and 0 <= fraction <= 1,
         "inference.min_island_fraction must be a number in [0, 1]",
     )
     neck = config["inference"]["island_neck_mm"]
-    _require(_is_number(neck) and neck >= 0, "inference.island_neck_mm must be a number >= 0")
+    _require(is_number(neck) and neck >= 0, "inference.island_neck_mm must be a number >= 0")
     _require(
         config["inference"]["island_measure"] in ISLAND_MEASURES,
         f"inference.island_measure must be one of {ISLAND_MEASURES}",
@@ -298,7 +299,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 def _check_synthetic(section: Mapping[str, Any], task: str) -> None:
     """Parse the generator settings now, so a typo fails before any data is read."""
     fraction = section["fraction"]
-    _require(_is_number(fraction) and 0 <= fraction <= 1, "synthetic.fraction must be a number in [0, 1]")
+    _require(is_number(fraction) and 0 <= fraction <= 1, "synthetic.fraction must be a number in [0, 1]")
     if fraction == 0:
         return
     _require(task == "wmh", "synthetic data makes FLAIR with white matter lesions: only for task wmh")
@@ -310,7 +311,7 @@ def _check_synthetic(section: Mapping[str, Any], task: str) -> None:
 
 def _check_drawn_head(settings: Mapping[str, Any], task: str) -> None:
     _require(
-        _is_number(settings["p"]) and 0 <= settings["p"] <= 1,
+        is_number(settings["p"]) and 0 <= settings["p"] <= 1,
         "augmentation.drawn_head.p must be a number in [0, 1]",
     )
     _require(
@@ -355,10 +356,6 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
         elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
             changed.append(f"{prefix}{key}")
     return changed
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_int(value: Any) -> bool:

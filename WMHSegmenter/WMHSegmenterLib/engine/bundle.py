@@ -22,6 +22,14 @@ WEIGHT_DTYPES = ("float32", "float16")
 TASKS = ("wmh", "brats")
 MODELS_ENV = "WMHSEG_MODELS"
 BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "Resources" / "Models"
+
+
+def is_number(value: Any) -> bool:
+    """A number as JSON and YAML settings hold it; true and false are not, though Python counts them
+    as integers."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 REQUIRED_KEYS = {
     "id": str,
     "version": str,
@@ -180,12 +188,12 @@ class ModelBundle:
         if not (isinstance(members, int) and not isinstance(members, bool) and members >= 1):
             raise InputError(f"weights.members must be a positive integer, got {members!r}", path)
         fraction = self.inference.get("min_island_fraction", 0.0)
-        if not (isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1):
+        if not (is_number(fraction) and 0 <= fraction <= 1):
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
             )
         neck = self.inference.get("island_neck_mm", 0.0)
-        if not (isinstance(neck, int | float) and not isinstance(neck, bool) and neck >= 0):
+        if not (is_number(neck) and neck >= 0):
             raise InputError(f"inference.island_neck_mm must be a number >= 0, got {neck!r}", path)
         measure = island_measure(self.inference)
         if measure not in ISLAND_MEASURES:
