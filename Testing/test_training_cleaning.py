@@ -122,6 +122,28 @@ def test_measuring_by_confidence_without_probability_maps_is_refused_in_one_line
     assert f"{tmp_path / 'probabilities' / 'a.nii.gz'}: file not found" in capsys.readouterr().err
 
 
+def test_cut_at_a_narrow_neck_a_false_region_joined_to_the_lesion_is_dropped(tmp_path, capsys):
+    folders = tumour_beside_a_larger_false_island(tmp_path)
+    prediction = read_volume(tmp_path / "predictions" / "a.nii.gz").array
+    for step in range(6):  # a one-voxel bridge from the lesion's corner to the false island's
+        prediction[6, 9 + step, 9 + step] = 1
+    (tmp_path / "predictions" / "a.nii.gz").unlink()
+    write(tmp_path / "predictions" / "a.nii.gz", prediction)
+    pairs = paired_cases(tmp_path / "references", tmp_path / "predictions")
+    whole, cut = Cleaning.parse("largest@confidence"), Cleaning.parse("largest@confidence+neck:1")
+    scores = compare_cleaning("wmh", pairs, (whole, cut), tmp_path / "probabilities")
+    assert scores[0].mean["dice"] == pytest.approx(2 * 144 / (144 + 144 + 180 + 6))
+    assert scores[1].mean["dice"] > 0.98
+    probabilities = ["--probability-dir", str(tmp_path / "probabilities")]
+    candidates = ["--candidates", "largest@confidence,largest@confidence+neck:1"]
+    assert main(["select-cleaning", "--task", "wmh", *folders, *probabilities, *candidates]) == 0
+    out = capsys.readouterr().out
+    assert "best: largest@confidence+neck:1 " in out
+    assert "--inference island_measure=confidence --inference island_neck_mm=1" in out
+    assert main(["select-cleaning", "--task", "wmh", *folders, *probabilities]) == 0
+    assert "largest@confidence+neck:3 " in capsys.readouterr().out  # the shipped glioma cleaning is a default
+
+
 def test_the_command_prints_every_candidate_and_the_choice(tmp_path, capsys):
     lesion_case(tmp_path, "a", speckles=True, small_true_lesion=False)
     folders = [
@@ -181,6 +203,8 @@ def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
         ("a", "expected comma-separated whole numbers, 'largest' or 'largest:F'"),
         ("largest:1.5", "fractions of the largest island must be in [0, 1]"),
         ("5@confidence", "'largest:F' (optionally with '@confidence')"),
+        ("largest+neck:-1", "neck radii must be 0 mm or more"),
+        ("largest@confidence+neck:wide", "each optionally with '+neck:R'"),
     ],
 )
 def test_bad_candidates_are_a_usage_error(capsys, candidates, message):

@@ -158,8 +158,9 @@ def cleaning_parser() -> argparse.ArgumentParser:
         help="comma-separated island sizes in voxels under which islands go, 'largest' to keep only "
         "the largest island, or 'largest:F' to keep islands of at least F times the largest; "
         "'largest@confidence' or 'largest:F@confidence' measure islands by their mean probability "
-        "instead of their size (default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest, "
-        "and largest@confidence with --probability-dir)",
+        "instead of their size; '+neck:R' after any of them first cuts islands where narrower than a "
+        "ball of R mm radius (default: 0,10,50,100,500,1000,2000,5000,largest:0.5,largest:0.8,largest, "
+        "and largest@confidence and largest@confidence+neck:3 with --probability-dir)",
     )
     parser.add_argument(
         "--csv", type=Path, help="also write every case's metrics under every candidate to this CSV file"
@@ -176,12 +177,14 @@ def _cleanings(text: str) -> tuple:
     except ValueError:
         raise argparse.ArgumentTypeError(
             "expected comma-separated whole numbers, 'largest' or 'largest:F' (optionally with "
-            f"'@confidence'), got {text!r}"
+            f"'@confidence'), each optionally with '+neck:R', got {text!r}"
         ) from None
     if any(c.min_component_voxels < 0 for c in cleanings):
         raise argparse.ArgumentTypeError(f"voxel counts must be 0 or more, got {text!r}")
     if any(not 0 <= c.min_island_fraction <= 1 for c in cleanings):
         raise argparse.ArgumentTypeError(f"fractions of the largest island must be in [0, 1], got {text!r}")
+    if any(not 0 <= c.island_neck_mm < float("inf") for c in cleanings):
+        raise argparse.ArgumentTypeError(f"neck radii must be 0 mm or more, got {text!r}")
     return cleanings
 
 
