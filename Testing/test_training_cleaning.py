@@ -205,6 +205,7 @@ def test_a_prediction_without_reference_is_an_error_naming_the_case(tmp_path):
         ("5@confidence", "'largest:F' (optionally with '@confidence')"),
         ("largest+neck:-1", "neck radii must be 0 mm or more"),
         ("largest@confidence+neck:wide", "each optionally with '+neck:R'"),
+        ("0+neck:3", "'+neck:R' cuts islands for a candidate that removes some"),
     ],
 )
 def test_bad_candidates_are_a_usage_error(capsys, candidates, message):
