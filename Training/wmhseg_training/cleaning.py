@@ -22,7 +22,7 @@ import numpy as np
 from WMHSegmenterLib.cli.evaluate import find_cases
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics.report import Evaluation
-from WMHSegmenterLib.engine.postprocess import clean_islands, foreground_probability
+from WMHSegmenterLib.engine.postprocess import clean_islands, foreground_probability, removes_islands
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.engine.volume import Volume, read_channels, read_volume
 
@@ -60,6 +60,10 @@ class Cleaning:
     @property
     def by_confidence(self) -> bool:
         return self.island_measure == "confidence"
+
+    @property
+    def removes_islands(self) -> bool:
+        return removes_islands(self.min_component_voxels, self.min_island_fraction)
 
     def apply(
         self,

@@ -185,9 +185,7 @@ def _cleanings(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"fractions of the largest island must be in [0, 1], got {text!r}")
     if any(not 0 <= c.island_neck_mm < float("inf") for c in cleanings):
         raise argparse.ArgumentTypeError(f"neck radii must be 0 mm or more, got {text!r}")
-    if any(
-        c.island_neck_mm > 0 and c.min_component_voxels <= 1 and c.min_island_fraction <= 0 for c in cleanings
-    ):
+    if any(c.island_neck_mm > 0 and not c.removes_islands for c in cleanings):
         raise argparse.ArgumentTypeError(
             "'+neck:R' cuts islands for a candidate that removes some: a size over 1 voxel or "
             f"'largest', got {text!r}"

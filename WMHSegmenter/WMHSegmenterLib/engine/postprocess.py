@@ -60,7 +60,7 @@ def clean_islands(
     removed as islands are: a false region touching the tumour is otherwise kept with it (on the BraTS
     cross-validation a 3 mm neck cut one from Brats18_CBICA_AME_1, WT HD95 10.7 -> 5.8 mm).
     """
-    if min_component_voxels <= 1 and min_island_fraction <= 0:
+    if not removes_islands(min_component_voxels, min_island_fraction):
         return labels
     components, sizes = (
         _islands(labels) if neck_mm <= 0 else _pieces_at_necks(labels > 0, neck_mm, spacing_zyx)
@@ -80,6 +80,12 @@ def clean_islands(
     cleaned = labels.copy()
     cleaned[removed[components]] = 0
     return cleaned
+
+
+def removes_islands(min_component_voxels: int, min_island_fraction: float) -> bool:
+    """Whether cleaning with these settings can remove anything: no island is under 1 voxel, and a
+    fraction of 0 keeps every island."""
+    return min_component_voxels > 1 or min_island_fraction > 0
 
 
 def _mean_confidence(components: np.ndarray, sizes: np.ndarray, probability: np.ndarray) -> np.ndarray:
