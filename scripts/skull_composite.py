@@ -49,12 +49,23 @@ def composite(flair: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return drawn.astype(np.float32), f"rim {rim:.1f}, skull {skull:.1f}, scalp {scalp:.1f} mm"
 
 
-def write_like(array: np.ndarray, like: sitk.Image, path: Path) -> None:
+def drawn_head(
+    flair: sitk.Image, lesions: sitk.Image, rng: np.random.Generator
+) -> tuple[sitk.Image, sitk.Image, str]:
+    """The FLAIR padded by PAD_VOXELS with a head drawn in the padding, its lesions padded alike, and
+    the shells' thicknesses; the brain stays where it lies in the world."""
+    padded = np.pad(sitk.GetArrayFromImage(flair).astype(np.float32), PAD_VOXELS)
+    drawn, shells = composite(padded, rng)
+    labels = np.pad(sitk.GetArrayFromImage(lesions).astype(np.uint8), PAD_VOXELS)
+    return _padded_like(drawn, flair), _padded_like(labels, flair), shells
+
+
+def _padded_like(array: np.ndarray, like: sitk.Image) -> sitk.Image:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(like.GetSpacing())
     image.SetDirection(like.GetDirection())
     image.SetOrigin(like.TransformContinuousIndexToPhysicalPoint([-PAD_VOXELS] * 3))
-    sitk.WriteImage(image, str(path))
+    return image
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,12 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         for draw in range(args.draws):
             flair = sitk.ReadImage(str(case / "flair.nii.gz"))
             lesions = sitk.ReadImage(str(case / "lesions.nii.gz"))
-            padded = np.pad(sitk.GetArrayFromImage(flair).astype(np.float32), PAD_VOXELS)
-            drawn, shells = composite(padded, rng)
-            labels = np.pad(sitk.GetArrayFromImage(lesions).astype(np.uint8), PAD_VOXELS)
+            drawn, labels, shells = drawn_head(flair, lesions, rng)
             name = f"{case.name}_skull{draw}"
-            write_like(drawn, flair, args.out / f"{name}_flair.nii.gz")
-            write_like(labels, flair, args.out / f"{name}_lesions.nii.gz")
+            sitk.WriteImage(drawn, str(args.out / f"{name}_flair.nii.gz"))
+            sitk.WriteImage(labels, str(args.out / f"{name}_lesions.nii.gz"))
             print(f"{name}: {shells}")
     return 0
 

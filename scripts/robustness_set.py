@@ -1,0 +1,139 @@
+"""The WMH model card's robustness set: 14 versions of each real FLAIR and its lesion mask, in one command.
+
+The card's robustness tables and its shipping checks score a model on each real scan as other protocols
+and scanners would give it. The versions come from three scripts (`acquisition_variants.py`,
+`thick_slices.py`, `skull_composite.py`); this one makes all of them with the card's seeds and writes
+them under names that batch segmentation and evaluation pair by case id, so a check is three commands:
+
+    python scripts/robustness_set.py OUT ../shared/data/open_ms/patient07 ../shared/data/open_ms/patient26
+    wmhseg segment --model wmh-flair --input-dir OUT/images --output-dir OUT/pred
+    wmhseg evaluate --task wmh --reference-dir OUT/references --prediction-dir OUT/pred --csv scores.csv
+
+Each CASE folder holds flair.nii.gz and lesions.nii.gz (the open_ms layout). OUT/images gets
+``<case>_<version>_flair.nii.gz`` and OUT/references ``<case>_<version>_lesions.nii.gz`` for the
+versions in VERSIONS: the scan as it is, 5 mm axial slices, the nine of `acquisition_variants.py` (its
+noise seeded by --seed for each case), two drawn heads (`skull_composite.py`, one generator seeded by
+--seed over the cases in the order given) and the second head at 5 mm slices. The same seed and order
+write the same images. Nothing is written if any output exists, unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from acquisition_variants import variants
+from skull_composite import drawn_head
+from thick_slices import thick_slice_mask, thick_slices
+
+from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.volume import (
+    Volume,
+    check_output_path,
+    make_output_folder,
+    read_volume,
+    write_volume,
+)
+
+#: The card's seed for the noise and the drawn heads.
+DEFAULT_SEED = 20261130
+#: Thin slices per thick slice of the 5 mm versions (the real scans are 1 mm).
+THICK_FACTOR = 5
+VERSIONS = (
+    "plain",
+    "thick3_axial",
+    "thick5",
+    "thick5_coronal",
+    "thick5_sagittal",
+    "clinical_05x05x4",
+    "oblique20",
+    "gamma0.6",
+    "gamma1.6",
+    "bias",
+    "noise5pct",
+    "skull0",
+    "skull1",
+    "skull1_thick5",
+)
+
+Pair = tuple[sitk.Image, sitk.Image]
+
+
+def case_versions(
+    flair: sitk.Image, lesions: sitk.Image, noise_rng: np.random.Generator, head_rng: np.random.Generator
+) -> dict[str, Pair]:
+    """Every version of one case's (FLAIR, lesion mask), by name."""
+    made = {"plain": (flair, lesions), "thick5": _thick(flair, lesions)}
+    made.update(variants(flair, lesions, noise_rng))
+    for draw in (0, 1):
+        head, head_lesions, _ = drawn_head(flair, lesions, head_rng)
+        made[f"skull{draw}"] = (head, head_lesions)
+    made["skull1_thick5"] = _thick(*made["skull1"])
+    return {name: made[name] for name in VERSIONS}
+
+
+def _thick(flair: sitk.Image, lesions: sitk.Image) -> Pair:
+    return thick_slices(flair, THICK_FACTOR), thick_slice_mask(lesions, THICK_FACTOR)
+
+
+def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) -> None:
+    """Check every input and output first, so a bad case or an existing file leaves nothing half-made."""
+    images, references = out / "images", out / "references"
+    inputs = [_read_case(case) for case in cases]
+    for folder in (images, references):
+        make_output_folder(folder)
+    outputs = list(_output_paths(images, references, [case.name for case in cases]))
+    for path in outputs:
+        check_output_path(path, overwrite)
+    head_rng = np.random.default_rng(seed)
+    for case, (flair, lesions) in zip(cases, inputs):
+        made = case_versions(flair, lesions, np.random.default_rng(seed), head_rng)
+        for version, (image, mask) in made.items():
+            stem = f"{case.name}_{version}"
+            write_volume(Volume.from_sitk(image), images / f"{stem}_flair.nii.gz", overwrite)
+            write_volume(
+                Volume.from_sitk(sitk.Cast(mask > 0, sitk.sitkUInt8)),
+                references / f"{stem}_lesions.nii.gz",
+                overwrite,
+            )
+        print(f"{case.name}: {len(made)} versions")
+
+
+def _read_case(case: Path) -> Pair:
+    flair, lesions = (read_volume(case / name) for name in ("flair.nii.gz", "lesions.nii.gz"))
+    if not flair.geometry.matches(lesions.geometry) or flair.shape != lesions.shape:
+        raise InputError("lesion mask is not on the FLAIR's voxel grid", case / "lesions.nii.gz")
+    return flair.to_sitk(), lesions.to_sitk()
+
+
+def _output_paths(images: Path, references: Path, case_names: list[str]) -> Iterator[Path]:
+    for name in case_names:
+        for version in VERSIONS:
+            yield images / f"{name}_{version}_flair.nii.gz"
+            yield references / f"{name}_{version}_lesions.nii.gz"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for images/ and references/")
+    parser.add_argument("cases", type=Path, nargs="+", help="folders with flair.nii.gz and lesions.nii.gz")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing versions")
+    args = parser.parse_args(argv)
+    names = [case.name for case in args.cases]
+    if len(set(names)) != len(names):
+        parser.error("two case folders have the same name")
+    try:
+        write_set(args.out, args.cases, args.seed, args.overwrite)
+    except InputError as error:
+        print(f"robustness_set.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
