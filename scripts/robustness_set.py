@@ -86,8 +86,7 @@ def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) 
     inputs = [_read_case(case) for case in cases]
     for folder in (images, references):
         make_output_folder(folder)
-    outputs = list(_output_paths(images, references, [case.name for case in cases]))
-    for path in outputs:
+    for path in _output_paths(images, references, [case.name for case in cases]):
         check_output_path(path, overwrite)
     head_rng = np.random.default_rng(seed)
     for case, (flair, lesions) in zip(cases, inputs):
