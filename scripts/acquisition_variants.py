@@ -45,9 +45,9 @@ def variants(flair: sitk.Image, mask: sitk.Image, rng: np.random.Generator) -> d
     """Every version of (FLAIR, mask), by name."""
     flair = sitk.Cast(flair, sitk.sitkFloat32)
     made = {
-        "thick3_axial": _thick(flair, mask, axis=2, factor=3),
-        "thick5_coronal": _thick(flair, mask, axis=1, factor=5),
-        "thick5_sagittal": _thick(flair, mask, axis=0, factor=5),
+        "thick3_axial": thick_version(flair, mask, axis=2, factor=3),
+        "thick5_coronal": thick_version(flair, mask, axis=1, factor=5),
+        "thick5_sagittal": thick_version(flair, mask, axis=0, factor=5),
         "clinical_05x05x4": _clinical(flair, mask),
         "oblique20": _oblique(flair, mask),
     }
@@ -64,13 +64,14 @@ def variants(flair: sitk.Image, mask: sitk.Image, rng: np.random.Generator) -> d
     return made
 
 
-def _thick(flair: sitk.Image, mask: sitk.Image, axis: int, factor: int) -> Pair:
+def thick_version(flair: sitk.Image, mask: sitk.Image, axis: int, factor: int) -> Pair:
+    """Slices ``factor`` voxels thick along ``axis``, the mask keeping voxels at least half lesion."""
     return thick_slices(flair, factor, axis), thick_slice_mask(mask, factor, axis)
 
 
 def _clinical(flair: sitk.Image, mask: sitk.Image) -> Pair:
     """4 mm axial slices, then a 0.5 mm in-plane grid over the same field of view."""
-    thick, thick_mask = _thick(flair, mask, axis=2, factor=4)
+    thick, thick_mask = thick_version(flair, mask, axis=2, factor=4)
     factor = [s / 0.5 for s in flair.GetSpacing()[:2]]
     grid = sitk.Image(
         [round(n * f) for n, f in zip(flair.GetSize()[:2], factor)] + [thick.GetSize()[2]], sitk.sitkFloat32

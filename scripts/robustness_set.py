@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from acquisition_variants import variants
+from acquisition_variants import Pair, thick_version, variants
 from skull_composite import drawn_head
-from thick_slices import thick_slice_mask, thick_slices
 
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.volume import (
@@ -60,24 +59,18 @@ VERSIONS = (
     "skull1_thick5",
 )
 
-Pair = tuple[sitk.Image, sitk.Image]
-
 
 def case_versions(
     flair: sitk.Image, lesions: sitk.Image, noise_rng: np.random.Generator, head_rng: np.random.Generator
 ) -> dict[str, Pair]:
     """Every version of one case's (FLAIR, lesion mask), by name."""
-    made = {"plain": (flair, lesions), "thick5": _thick(flair, lesions)}
+    made = {"plain": (flair, lesions), "thick5": thick_version(flair, lesions, axis=2, factor=THICK_FACTOR)}
     made.update(variants(flair, lesions, noise_rng))
     for draw in (0, 1):
         head, head_lesions, _ = drawn_head(flair, lesions, head_rng)
         made[f"skull{draw}"] = (head, head_lesions)
-    made["skull1_thick5"] = _thick(*made["skull1"])
+    made["skull1_thick5"] = thick_version(*made["skull1"], axis=2, factor=THICK_FACTOR)
     return {name: made[name] for name in VERSIONS}
-
-
-def _thick(flair: sitk.Image, lesions: sitk.Image) -> Pair:
-    return thick_slices(flair, THICK_FACTOR), thick_slice_mask(lesions, THICK_FACTOR)
 
 
 def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) -> None:
@@ -95,7 +88,7 @@ def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) 
             stem = f"{case.name}_{version}"
             write_volume(Volume.from_sitk(image), images / f"{stem}_flair.nii.gz", overwrite)
             write_volume(
-                Volume.from_sitk(sitk.Cast(mask > 0, sitk.sitkUInt8)),
+                Volume.from_sitk(mask > 0),
                 references / f"{stem}_lesions.nii.gz",
                 overwrite,
             )

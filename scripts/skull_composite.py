@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     for case in args.cases:
+        flair = sitk.ReadImage(str(case / "flair.nii.gz"))
+        lesions = sitk.ReadImage(str(case / "lesions.nii.gz"))
         for draw in range(args.draws):
-            flair = sitk.ReadImage(str(case / "flair.nii.gz"))
-            lesions = sitk.ReadImage(str(case / "lesions.nii.gz"))
             drawn, labels, shells = drawn_head(flair, lesions, rng)
             name = f"{case.name}_skull{draw}"
             sitk.WriteImage(drawn, str(args.out / f"{name}_flair.nii.gz"))
