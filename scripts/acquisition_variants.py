@@ -17,6 +17,7 @@ scan, so the expert mask comes along and the model can be scored on it with `wmh
 Geometry is kept in world space: every version lies where the scan lies.
 
     python scripts/acquisition_variants.py FLAIR MASK OUT_FOLDER [--seed 20261130] [--stem patient26]
+        [--overwrite]
 
 OUT_FOLDER gets ``<stem>_<variant>_flair.nii.gz`` and ``<stem>_<variant>_lesions.nii.gz``.
 """
@@ -30,15 +31,25 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from thick_slices import LESION_FRACTION, case_stem, thick_slice_mask, thick_slices, write_images
+from script_io import Pair, check_outputs, exit_status, lesion_mask, read_pair, write_images
+from thick_slices import LESION_FRACTION, case_stem, thick_slice_mask, thick_slices
 
 OBLIQUE_DEGREES = 20.0
 #: The oblique grid is this much larger than the scan along each axis, so the tilted head still fits.
 OBLIQUE_ROOM = 1.15
 GAMMAS = (0.6, 1.6)
 NOISE_FRACTION = 0.05
-
-Pair = tuple[sitk.Image, sitk.Image]
+#: The versions `variants` makes, in order.
+VARIANTS = (
+    "thick3_axial",
+    "thick5_coronal",
+    "thick5_sagittal",
+    "clinical_05x05x4",
+    "oblique20",
+    *(f"gamma{gamma:g}" for gamma in GAMMAS),
+    "bias",
+    "noise5pct",
+)
 
 
 def variants(flair: sitk.Image, mask: sitk.Image, rng: np.random.Generator) -> dict[str, Pair]:
@@ -125,15 +136,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mask", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=20261130, help="for the noise (default 20261130)")
-    parser.add_argument("--stem", help="output name stem (default: the FLAIR's name without _flair)")
+    parser.add_argument("--stem", help="output name stem (default: the case's name, as thick_slices.py)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
-    flair, mask = sitk.ReadImage(str(args.flair)), sitk.ReadImage(str(args.mask))
-    made = variants(flair, mask, np.random.default_rng(args.seed))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.stem or case_stem(args.flair)
-    for name, (flair, mask) in made.items():
-        write_images(args.out, f"{stem}_{name}", {"flair": flair, "lesions": sitk.Cast(mask, sitk.sitkUInt8)})
-    return 0
+
+    def write_variants() -> None:
+        flair, mask = read_pair(args.flair, args.mask)
+        stem = args.stem or case_stem(args.flair)
+        paths = {
+            name: (args.out / f"{stem}_{name}_flair.nii.gz", args.out / f"{stem}_{name}_lesions.nii.gz")
+            for name in VARIANTS
+        }
+        check_outputs([path for pair in paths.values() for path in pair], args.overwrite)
+        images = {}
+        for name, (image, version_mask) in variants(flair, mask, np.random.default_rng(args.seed)).items():
+            flair_path, mask_path = paths[name]
+            images[flair_path], images[mask_path] = image, lesion_mask(version_mask)
+        write_images(images, args.overwrite)
+
+    return exit_status("acquisition_variants.py", write_variants)
 
 
 if __name__ == "__main__":

@@ -26,38 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from acquisition_variants import Pair, thick_version, variants
+from acquisition_variants import VARIANTS, thick_version, variants
+from script_io import Pair, check_outputs, exit_status, lesion_mask, read_pair, refuse_shared_case_names
 from skull_composite import drawn_head
 
-from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.volume import (
-    Volume,
-    check_output_path,
-    make_output_folder,
-    read_volume,
-    write_volume,
-)
+from WMHSegmenterLib.engine.volume import Volume, write_volume
 
 #: The card's seed for the noise and the drawn heads.
 DEFAULT_SEED = 20261130
 #: Thin slices per thick slice of the 5 mm versions (the real scans are 1 mm).
 THICK_FACTOR = 5
-VERSIONS = (
-    "plain",
-    "thick3_axial",
-    "thick5",
-    "thick5_coronal",
-    "thick5_sagittal",
-    "clinical_05x05x4",
-    "oblique20",
-    "gamma0.6",
-    "gamma1.6",
-    "bias",
-    "noise5pct",
-    "skull0",
-    "skull1",
-    "skull1_thick5",
-)
+VERSIONS = ("plain", "thick5", *VARIANTS, "skull0", "skull1", "skull1_thick5")
 
 
 def case_versions(
@@ -76,11 +55,8 @@ def case_versions(
 def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) -> None:
     """Check every input and output first, so a bad case or an existing file leaves nothing half-made."""
     images, references = out / "images", out / "references"
-    inputs = [_read_case(case) for case in cases]
-    for folder in (images, references):
-        make_output_folder(folder)
-    for path in _output_paths(images, references, [case.name for case in cases]):
-        check_output_path(path, overwrite)
+    inputs = [read_pair(case / "flair.nii.gz", case / "lesions.nii.gz") for case in cases]
+    check_outputs(_output_paths(images, references, [case.name for case in cases]), overwrite)
     head_rng = np.random.default_rng(seed)
     for case, (flair, lesions) in zip(cases, inputs):
         made = case_versions(flair, lesions, np.random.default_rng(seed), head_rng)
@@ -88,18 +64,11 @@ def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) 
             stem = f"{case.name}_{version}"
             write_volume(Volume.from_sitk(image), images / f"{stem}_flair.nii.gz", overwrite)
             write_volume(
-                Volume.from_sitk(mask > 0),
+                Volume.from_sitk(lesion_mask(mask)),
                 references / f"{stem}_lesions.nii.gz",
                 overwrite,
             )
         print(f"{case.name}: {len(made)} versions")
-
-
-def _read_case(case: Path) -> Pair:
-    flair, lesions = (read_volume(case / name) for name in ("flair.nii.gz", "lesions.nii.gz"))
-    if not flair.geometry.matches(lesions.geometry) or flair.shape != lesions.shape:
-        raise InputError("lesion mask is not on the FLAIR's voxel grid", case / "lesions.nii.gz")
-    return flair.to_sitk(), lesions.to_sitk()
 
 
 def _output_paths(images: Path, references: Path, case_names: list[str]) -> Iterator[Path]:
@@ -116,15 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
     parser.add_argument("--overwrite", action="store_true", help="replace existing versions")
     args = parser.parse_args(argv)
-    names = [case.name for case in args.cases]
-    if len(set(names)) != len(names):
-        parser.error("two case folders have the same name")
-    try:
-        write_set(args.out, args.cases, args.seed, args.overwrite)
-    except InputError as error:
-        print(f"robustness_set.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    refuse_shared_case_names(parser, args.cases)
+    return exit_status(
+        "robustness_set.py", lambda: write_set(args.out, args.cases, args.seed, args.overwrite)
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ order given, so the same seed and order write the same files.
     python scripts/skull_composite.py OUT --seed 20261129 --draws 2 ../shared/data/open_ms/patient07 ...
 
 Each CASE folder holds flair.nii.gz and lesions.nii.gz; OUT gets <case>_skull<k>_flair.nii.gz and
-<case>_skull<k>_lesions.nii.gz, padded by 24 voxels with the origin moved so the brain stays in place.
+<case>_skull<k>_lesions.nii.gz, padded by 24 voxels with the origin moved so the brain stays in place;
+existing files are refused unless --overwrite.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+from script_io import check_outputs, exit_status, read_pair, refuse_shared_case_names, write_images
 
 PAD_VOXELS = 24
+#: What each drawn head writes: the scan and its lesion mask.
+KINDS = ("flair", "lesions")
 
 
 def composite(flair: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -74,19 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cases", type=Path, nargs="+", help="folders with flair.nii.gz and lesions.nii.gz")
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--draws", type=int, default=2, help="heads per case (default 2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    for case in args.cases:
-        flair = sitk.ReadImage(str(case / "flair.nii.gz"))
-        lesions = sitk.ReadImage(str(case / "lesions.nii.gz"))
-        for draw in range(args.draws):
-            drawn, labels, shells = drawn_head(flair, lesions, rng)
-            name = f"{case.name}_skull{draw}"
-            sitk.WriteImage(drawn, str(args.out / f"{name}_flair.nii.gz"))
-            sitk.WriteImage(labels, str(args.out / f"{name}_lesions.nii.gz"))
+
+    refuse_shared_case_names(parser, args.cases)
+
+    def write_heads() -> None:
+        pairs = {case: read_pair(case / "flair.nii.gz", case / "lesions.nii.gz") for case in args.cases}
+        heads = [(case, f"{case.name}_skull{draw}") for case in args.cases for draw in range(args.draws)]
+        paths = {name: [args.out / f"{name}_{kind}.nii.gz" for kind in KINDS] for _, name in heads}
+        check_outputs([path for pair in paths.values() for path in pair], args.overwrite)
+        rng = np.random.default_rng(args.seed)
+        for case, name in heads:
+            drawn, labels, shells = drawn_head(*pairs[case], rng)
+            write_images(dict(zip(paths[name], (drawn, labels))), args.overwrite)
             print(f"{name}: {shells}")
-    return 0
+
+    return exit_status("skull_composite.py", write_heads)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ gets the same treatment and keeps the voxels that are at least half lesion, whic
 tracing on the thick slices can see. This is how the WMH model is checked on 5 mm slices it was not
 validated on (`wmhseg segment` then `wmhseg evaluate`), and what the bundled-model test does.
 
-    python scripts/thick_slices.py FLAIR MASK OUT_FOLDER [--factor 5]
+    python scripts/thick_slices.py FLAIR MASK OUT_FOLDER [--factor 5] [--stem NAME] [--overwrite]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import SimpleITK as sitk
+from script_io import check_outputs, exit_status, read_pair, write_images
 
 from WMHSegmenterLib.engine.cases import image_stem
 
@@ -42,27 +43,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mask", type=Path)
     parser.add_argument("out", type=Path, help="folder for <stem>_thick<k>_flair.nii.gz and _mask.nii.gz")
     parser.add_argument("--factor", type=int, default=5, help="thin slices per thick slice (default 5)")
+    parser.add_argument("--stem", help="output name stem (default: the case's name, see case_stem)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
     if args.factor < 1:
         parser.error("--factor must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
-    flair = thick_slices(sitk.ReadImage(str(args.flair)), args.factor)
-    mask = thick_slice_mask(sitk.ReadImage(str(args.mask)), args.factor)
-    write_images(args.out, f"{case_stem(args.flair)}_thick{args.factor}", {"flair": flair, "mask": mask})
-    return 0
+
+    def write_thick_version() -> None:
+        flair, mask = read_pair(args.flair, args.mask)
+        stem = f"{args.stem or case_stem(args.flair)}_thick{args.factor}"
+        paths = {kind: args.out / f"{stem}_{kind}.nii.gz" for kind in ("flair", "mask")}
+        check_outputs(paths.values(), args.overwrite)
+        images = {
+            paths["flair"]: thick_slices(flair, args.factor),
+            paths["mask"]: thick_slice_mask(mask, args.factor),
+        }
+        write_images(images, args.overwrite)
+
+    return exit_status("thick_slices.py", write_thick_version)
 
 
 def case_stem(flair: Path) -> str:
-    """``patient26`` of ``patient26_flair.nii.gz``."""
-    return (image_stem(flair.name) or flair.stem).removesuffix("_flair")
-
-
-def write_images(folder: Path, stem: str, images: dict[str, sitk.Image]) -> None:
-    """``<stem>_<kind>.nii.gz`` for each image, the paths printed."""
-    for kind, image in images.items():
-        path = folder / f"{stem}_{kind}.nii.gz"
-        sitk.WriteImage(image, str(path))
-        print(path)
+    """``patient26`` of ``patient26_flair.nii.gz``, and of ``patient26/flair.nii.gz`` (a folder per case,
+    files named by modality alone), so two cases' versions never share a name."""
+    stem = image_stem(flair.name) or flair.stem
+    if stem.lower() == "flair":
+        return flair.absolute().parent.name
+    return stem.removesuffix("_flair")
 
 
 if __name__ == "__main__":
