@@ -83,9 +83,12 @@ def test_a_bundle_made_before_the_fraction_keeping_the_largest_island_means_a_fr
         *(("min_island_fraction", value, "must be a number in") for value in (1.5, -0.1, "all", True)),
         ("island_measure", "mean", "must be one of"),
         *(("island_neck_mm", value, "must be a number >= 0") for value in (-1, "wide", True)),
+        *(("mirror_axes", value, "must list one to three distinct axes") for value in ([], [3], [2, 2], 2)),
     ],
 )
-def test_a_bundle_with_an_impossible_island_cleaning_is_refused(tmp_path, setting, value, message):
+def test_a_bundle_with_an_impossible_island_cleaning_or_mirroring_is_refused(
+    tmp_path, setting, value, message
+):
     folder = make_bundle(tmp_path / "brats", "brats").folder
     meta = json.loads((folder / "model.json").read_text())
     meta["inference"][setting] = value

@@ -90,6 +90,22 @@ def test_mirroring_averages_flipped_predictions_on_the_same_grid(wmh_bundle):
     assert not np.array_equal(mirrored.probabilities.array, plain.probabilities.array)
 
 
+def test_mirroring_flips_only_the_axes_the_bundle_names(tmp_path):
+    """Left-right alone (x, axis 2): two passes, not the eight of every axis (the sliding window's own
+    tests check what each pass averages)."""
+    flair = blob_volume(shape=(16, 32, 32))
+    every_axis = make_bundle(tmp_path / "every", "wmh")
+    left_right = make_bundle(tmp_path / "left-right", "wmh", mirror_axes=[2])
+    assert Predictor(every_axis, device="cpu", mirror=True).mirror_axes == (0, 1, 2)
+    assert Predictor(left_right, device="cpu", mirror=True).mirror_axes == (2,)
+    assert Predictor(left_right, device="cpu").mirror_axes == ()
+    predictions = [
+        Predictor(bundle, device="cpu", mirror=mirror).predict({"flair": flair}).probabilities.array
+        for bundle, mirror in ((left_right, False), (left_right, True), (every_axis, True))
+    ]
+    assert not np.allclose(predictions[1], predictions[0]) and not np.allclose(predictions[1], predictions[2])
+
+
 def test_missing_modality_is_named(brats_bundle):
     with pytest.raises(InputError, match="needs --t1, --t1ce, --t2"):
         Predictor(brats_bundle, device="cpu").predict({"flair": blob_volume()})

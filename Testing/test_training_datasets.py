@@ -183,6 +183,13 @@ def test_a_negative_island_neck_is_refused_before_training(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_mirror_axes_outside_the_grid_are_refused_before_training(tmp_path, capsys):
+    config = tiny_config(tmp_path / "run.yaml", tmp_path, tmp_path, inference={"mirror_axes": [0, 3]})
+    assert main(["--config", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "inference.mirror_axes must list one to three distinct axes" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_reports_bad_data_in_one_line_and_exits_2(tmp_path, capsys):
     root = make_folder_dataset(tmp_path / "ms", cases=3)
     (root / "patient02" / "flair.nii.gz").unlink()

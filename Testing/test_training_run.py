@@ -330,11 +330,15 @@ def test_checkpoints_refuse_pickled_objects(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("validation", "expected_overlap", "expected_mirror_axes"),
-    [({}, 0.5, (0, 1, 2)), ({"overlap": 0.25, "mirror": False}, 0.25, ())],
+    ("validation", "mirror_axes", "expected_overlap", "expected_mirror_axes"),
+    [
+        ({}, [0, 1, 2], 0.5, (0, 1, 2)),
+        ({}, [2], 0.5, (2,)),
+        ({"overlap": 0.25, "mirror": False}, [2], 0.25, ()),
+    ],
 )
 def test_validation_predicts_with_the_bundles_inference_settings_unless_told_otherwise(
-    tmp_path, validation, expected_overlap, expected_mirror_axes
+    tmp_path, validation, mirror_axes, expected_overlap, expected_mirror_axes
 ):
     from wmhseg_training.config import load_config
     from wmhseg_training.validation import validation_predictor
@@ -344,7 +348,7 @@ def test_validation_predicts_with_the_bundles_inference_settings_unless_told_oth
         tmp_path / "data",
         tmp_path / "runs",
         validation={"every_epochs": 1, **validation},
-        inference={"overlap": 0.5, "mirror": True},
+        inference={"overlap": 0.5, "mirror": True, "mirror_axes": mirror_axes},
     )
     config = load_config(path)
     network = UNet3D(network_config(config))

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from WMHSegmenterLib.engine.bundle import is_number
+from WMHSegmenterLib.engine.bundle import DEFAULT_MIRROR_AXES, MIRROR_AXES_RULE, are_mirror_axes, is_number
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.postprocess import ISLAND_MEASURES
 from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
@@ -92,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
         "overlap": 0.5,
         "tile_batch": 1,
         "mirror": False,
+        # axes of the working grid (0 z, 1 y, 2 x: left-right) that mirroring flips, every combination
+        "mirror_axes": list(DEFAULT_MIRROR_AXES),
         "min_component_voxels": 0,
         # islands under this fraction of the largest are removed (1: the largest only); 0 keeps all
         "min_island_fraction": 0.0,
@@ -280,6 +282,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     )
     neck = config["inference"]["island_neck_mm"]
     _require(is_number(neck) and neck >= 0, "inference.island_neck_mm must be a number >= 0")
+    _require(are_mirror_axes(config["inference"]["mirror_axes"]), f"inference.mirror_axes {MIRROR_AXES_RULE}")
     _require(
         config["inference"]["island_measure"] in ISLAND_MEASURES,
         f"inference.island_measure must be one of {ISLAND_MEASURES}",

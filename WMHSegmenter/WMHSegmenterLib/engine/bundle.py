@@ -30,6 +30,21 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+MIRROR_AXES_RULE = "must list one to three distinct axes of 0 (z), 1 (y), 2 (x)"
+#: Mirroring flips every axis unless a bundle names fewer (bundles before the setting flip all three).
+DEFAULT_MIRROR_AXES = (0, 1, 2)
+
+
+def are_mirror_axes(value: Any) -> bool:
+    """One to three distinct axes of the working grid (0 z, 1 y, 2 x; x is left-right), as a bundle or
+    config names the axes test-time mirroring flips."""
+    return (
+        isinstance(value, list | tuple)
+        and 0 < len(value) == len(set(value))
+        and all(isinstance(axis, int) and not isinstance(axis, bool) and axis in (0, 1, 2) for axis in value)
+    )
+
+
 REQUIRED_KEYS = {
     "id": str,
     "version": str,
@@ -192,6 +207,9 @@ class ModelBundle:
             raise InputError(
                 f"inference.min_island_fraction must be a number in [0, 1], got {fraction!r}", path
             )
+        axes = self.inference.get("mirror_axes", DEFAULT_MIRROR_AXES)
+        if not are_mirror_axes(axes):
+            raise InputError(f"inference.mirror_axes {MIRROR_AXES_RULE}, got {axes!r}", path)
         neck = self.inference.get("island_neck_mm", 0.0)
         if not (is_number(neck) and neck >= 0):
             raise InputError(f"inference.island_neck_mm must be a number >= 0, got {neck!r}", path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .activations import ActivationRecorder, LayerActivations
-from .bundle import ModelBundle
+from .bundle import DEFAULT_MIRROR_AXES, ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
 from .postprocess import (
@@ -91,7 +91,7 @@ class Predictor:
         if self.tile_batch < 1:
             raise InputError(f"tile batch must be at least 1, got {self.tile_batch}")
         use_mirroring = settings.get("mirror", False) if mirror is None else mirror
-        self.mirror_axes = tuple(settings.get("mirror_axes", (0, 1, 2))) if use_mirroring else ()
+        self.mirror_axes = tuple(settings.get("mirror_axes", DEFAULT_MIRROR_AXES)) if use_mirroring else ()
         self.min_component_voxels = int(settings.get("min_component_voxels", 0))
         self.min_island_fraction = island_fraction(settings)
         self.islands_by_confidence = island_measure(settings) == "confidence"
