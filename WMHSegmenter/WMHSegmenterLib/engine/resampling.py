@@ -26,7 +26,14 @@ def resample(
         return volume
     interpolator = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
     image = sitk.Resample(
-        volume.to_sitk(), grid_image(geometry, shape_zyx), sitk.Transform(), interpolator, float(default)
+        volume.to_sitk(),
+        [int(n) for n in shape_zyx[::-1]],
+        sitk.Transform(),
+        interpolator,
+        geometry.origin,
+        geometry.spacing,
+        geometry.direction,
+        float(default),
     )
     return Volume(sitk.GetArrayFromImage(image), geometry)
 
@@ -57,14 +64,30 @@ def working_grid(volume: Volume, spacing_xyz) -> tuple[Geometry, tuple[int, int,
     Entries of ``spacing_xyz`` that are None keep the input's spacing along that (reoriented) axis.
     Obliqueness is kept: resampling across an oblique rotation would blur the image for nothing.
     """
-    oriented = sitk.DICOMOrient(grid_image(volume.geometry, volume.shape), "LPS")
-    size = np.asarray(oriented.GetSize(), dtype=float)
-    old_spacing = np.asarray(oriented.GetSpacing())
+    oriented, size_xyz = lps_oriented(volume.geometry, volume.shape)
+    size = np.asarray(size_xyz, dtype=float)
+    old_spacing = np.asarray(oriented.spacing)
     target = np.array([o if s is None else float(s) for s, o in zip(spacing_xyz, old_spacing)])
     new_size = np.maximum(np.round(size * old_spacing / target), 1).astype(int)
-    direction = np.asarray(oriented.GetDirection()).reshape(3, 3)
+    direction = oriented.direction_matrix
     # keep the physical centre of the first voxel's corner fixed so the field of view is preserved
-    corner = np.asarray(oriented.GetOrigin()) - direction @ (old_spacing / 2)
+    corner = np.asarray(oriented.origin) - direction @ (old_spacing / 2)
     origin = corner + direction @ (target / 2)
     geometry = Geometry(tuple(target.tolist()), tuple(origin.tolist()), tuple(direction.ravel().tolist()))
     return geometry, tuple(int(s) for s in new_size[::-1])
+
+
+def lps_oriented(geometry: Geometry, shape_zyx) -> tuple[Geometry, tuple[int, int, int]]:
+    """The grid's axes permuted and flipped towards LPS, as SimpleITK's DICOMOrient places them, and its
+    size (x, y, z); worked out on a 2-voxel stand-in, since orienting an image of the grid's own size
+    would allocate it (300 MB for a 0.5 mm 3D FLAIR)."""
+    old = geometry.direction_matrix
+    new = np.asarray(sitk.DICOMOrient(grid_image(geometry, (2, 2, 2)), "LPS").GetDirection()).reshape(3, 3)
+    source = np.argmax(np.abs(old.T @ new), axis=0)  # the old axis each new axis runs along
+    flipped = np.sign(np.einsum("ij,ij->j", old[:, source], new)) < 0
+    size_xyz = np.asarray(shape_zyx[::-1])[source]
+    spacing = np.asarray(geometry.spacing)[source]
+    # a flipped axis starts at the far end of the old one
+    origin = np.asarray(geometry.origin) + new[:, flipped] @ -(spacing[flipped] * (size_xyz[flipped] - 1))
+    oriented = Geometry(tuple(spacing.tolist()), tuple(origin.tolist()), tuple(new.ravel().tolist()))
+    return oriented, tuple(int(n) for n in size_xyz)
