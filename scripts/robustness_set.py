@@ -61,21 +61,22 @@ def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) 
     for case, (flair, lesions) in zip(cases, inputs):
         made = case_versions(flair, lesions, np.random.default_rng(seed), head_rng)
         for version, (image, mask) in made.items():
-            stem = f"{case.name}_{version}"
-            write_volume(Volume.from_sitk(image), images / f"{stem}_flair.nii.gz", overwrite)
-            write_volume(
-                Volume.from_sitk(lesion_mask(mask)),
-                references / f"{stem}_lesions.nii.gz",
-                overwrite,
-            )
+            image_path, reference_path = _version_paths(images, references, case.name, version)
+            write_volume(Volume.from_sitk(image), image_path, overwrite)
+            write_volume(Volume.from_sitk(lesion_mask(mask)), reference_path, overwrite)
         print(f"{case.name}: {len(made)} versions")
 
 
 def _output_paths(images: Path, references: Path, case_names: list[str]) -> Iterator[Path]:
     for name in case_names:
         for version in VERSIONS:
-            yield images / f"{name}_{version}_flair.nii.gz"
-            yield references / f"{name}_{version}_lesions.nii.gz"
+            yield from _version_paths(images, references, name, version)
+
+
+def _version_paths(images: Path, references: Path, case_name: str, version: str) -> tuple[Path, Path]:
+    """Where one version's image and reference go, named so batch segmentation and evaluation pair them."""
+    stem = f"{case_name}_{version}"
+    return images / f"{stem}_flair.nii.gz", references / f"{stem}_lesions.nii.gz"
 
 
 def main(argv: list[str] | None = None) -> int:
