@@ -15,16 +15,19 @@ import SimpleITK as sitk
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def write_case(folder: Path, extra_mask_columns: int = 0) -> Path:
+def write_case(folder: Path, extra_mask_columns: int = 0, other_pathology: bool = False) -> Path:
     """A 1 mm brain-like scan with one lesion, in the open_ms layout (a folder per case); its mask
-    wider than the scan by ``extra_mask_columns``."""
+    wider than the scan by ``extra_mask_columns``; with ``other_pathology``, a second bright blob of
+    the same size marked 2, as the WMH challenge marks other pathology."""
     folder.mkdir(parents=True)
     z, y, x = np.meshgrid(*(np.arange(n) for n in (20, 24, 28)), indexing="ij")
     brain = ((z - 10) / 9) ** 2 + ((y - 12) / 11) ** 2 + ((x - 14) / 13) ** 2 <= 1
     lesion = ((z - 10) / 3) ** 2 + ((y - 8) / 3) ** 2 + ((x - 16) / 3) ** 2 <= 1
-    flair = np.where(lesion, 180.0, np.where(brain, 100.0, 0.0)).astype(np.float32)
+    other = other_pathology & (((z - 10) / 3) ** 2 + ((y - 16) / 3) ** 2 + ((x - 10) / 3) ** 2 <= 1)
+    flair = np.where(lesion | other, 180.0, np.where(brain, 100.0, 0.0)).astype(np.float32)
     sitk.WriteImage(sitk.GetImageFromArray(flair), str(folder / "flair.nii.gz"))
-    mask = np.pad(lesion.astype(np.uint8), ((0, 0), (0, 0), (0, extra_mask_columns)))
+    labels = np.where(other, 2, lesion).astype(np.uint8)
+    mask = np.pad(labels, ((0, 0), (0, 0), (0, extra_mask_columns)))
     sitk.WriteImage(sitk.GetImageFromArray(mask), str(folder / "lesions.nii.gz"))
     return folder
 
@@ -86,6 +89,37 @@ def test_a_mask_off_the_scans_grid_is_named_in_one_line_and_nothing_is_written(s
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert str(case / "lesions.nii.gz") in result.stderr and "grid" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPT_NAMES)
+def test_other_pathology_stays_label_2_in_every_version_and_never_becomes_lesion(script, tmp_path):
+    case = write_case(tmp_path / "patient01", other_pathology=True)
+    result = run(script, case, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    masks = sorted(path for path in (tmp_path / "out").iterdir() if not path.name.endswith("_flair.nii.gz"))
+    assert masks
+    blob_ml = (
+        np.count_nonzero(sitk.GetArrayFromImage(sitk.ReadImage(str(case / "lesions.nii.gz"))) == 2) / 1000
+    )
+    for path in masks:
+        mask = sitk.ReadImage(str(path))
+        voxel_ml = np.prod(mask.GetSpacing()) / 1000
+        labels = sitk.GetArrayFromImage(mask)
+        for label in (1, 2):
+            volume_ml = np.count_nonzero(labels == label) * voxel_ml
+            assert 0.5 * blob_ml <= volume_ml <= 1.5 * blob_ml, (path.name, label, volume_ml, blob_ml)
+
+
+@pytest.mark.parametrize("script", SCRIPT_NAMES)
+def test_a_mask_that_is_not_a_wmh_label_map_is_named_in_one_line_and_nothing_is_written(script, tmp_path):
+    case = write_case(tmp_path / "patient01")
+    mask = sitk.ReadImage(str(case / "lesions.nii.gz"))
+    sitk.WriteImage(mask * 255, str(case / "lesions.nii.gz"))
+    result = run(script, case, tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert str(case / "lesions.nii.gz") in result.stderr and "not a WMH reference" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -14,7 +14,8 @@ scan, so the expert mask comes along and the model can be scored on it with `wmh
 - ``bias``: a smooth multiplicative field, about ×0.6 to ×1.5 across the head;
 - ``noise5pct``: Rician noise of 5 % of the mean brain intensity.
 
-Geometry is kept in world space: every version lies where the scan lies.
+Geometry is kept in world space: every version lies where the scan lies. A reference's label 2 (the WMH
+challenge's "other pathology", left out of its metrics) stays label 2 in every version.
 
     python scripts/acquisition_variants.py FLAIR MASK OUT_FOLDER [--seed 20261130] [--stem patient26]
         [--overwrite]
@@ -31,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from script_io import Pair, check_outputs, exit_status, lesion_mask, read_pair, write_images
-from thick_slices import LESION_FRACTION, case_stem, thick_slice_mask, thick_slices
+from script_io import Pair, check_outputs, exit_status, read_pair, write_images
+from thick_slices import case_stem, labels_by_fraction, thick_slice_mask, thick_slices
 
 OBLIQUE_DEGREES = 20.0
 #: The oblique grid is this much larger than the scan along each axis, so the tilted head still fits.
@@ -109,10 +110,10 @@ def _oblique(flair: sitk.Image, mask: sitk.Image) -> Pair:
     grid.SetSpacing(flair.GetSpacing())
     grid.SetDirection(direction.ravel().tolist())
     grid.SetOrigin((centre - direction @ half_extent).tolist())
-    lesion_fraction = _resampled(sitk.Cast(mask > 0, sitk.sitkFloat32), grid, sitk.sitkLinear)
-    return _resampled(flair, grid, sitk.sitkLinear), sitk.Cast(
-        lesion_fraction >= LESION_FRACTION, sitk.sitkUInt8
+    oblique_mask = labels_by_fraction(
+        mask, lambda label: _resampled(sitk.Cast(label, sitk.sitkFloat32), grid, sitk.sitkLinear)
     )
+    return _resampled(flair, grid, sitk.sitkLinear), oblique_mask
 
 
 def _resampled(image: sitk.Image, grid: sitk.Image, interpolator: int) -> sitk.Image:
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         images = {}
         for name, (image, version_mask) in variants(flair, mask, np.random.default_rng(args.seed)).items():
             flair_path, mask_path = paths[name]
-            images[flair_path], images[mask_path] = image, lesion_mask(version_mask)
+            images[flair_path], images[mask_path] = image, version_mask
         write_images(images, args.overwrite)
 
     return exit_status("acquisition_variants.py", write_variants)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from acquisition_variants import VARIANTS, thick_version, variants
-from script_io import Pair, check_outputs, exit_status, lesion_mask, read_pair, refuse_shared_case_names
+from script_io import Pair, check_outputs, exit_status, read_pair, refuse_shared_case_names
 from skull_composite import drawn_head
 
 from WMHSegmenterLib.engine.volume import Volume, write_volume
@@ -63,7 +63,7 @@ def write_set(out: Path, cases: list[Path], seed: int, overwrite: bool = False) 
         for version, (image, mask) in made.items():
             image_path, reference_path = _version_paths(images, references, case.name, version)
             write_volume(Volume.from_sitk(image), image_path, overwrite)
-            write_volume(Volume.from_sitk(lesion_mask(mask)), reference_path, overwrite)
+            write_volume(Volume.from_sitk(mask), reference_path, overwrite)
         print(f"{case.name}: {len(made)} versions")
 
 

@@ -12,9 +12,11 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.metrics.wmh import require_wmh_labels
 from WMHSegmenterLib.engine.volume import (
     Volume,
     check_output_path,
@@ -23,16 +25,21 @@ from WMHSegmenterLib.engine.volume import (
     write_volume,
 )
 
-#: A FLAIR and its lesion mask on the same grid.
+#: A FLAIR and its reference (uint8 WMH labels: 0, 1 WMH, 2 other pathology) on the same grid.
 Pair = tuple[sitk.Image, sitk.Image]
 
 
 def read_pair(flair_path: Path, mask_path: Path) -> Pair:
-    """A scan and its mask, refused if either cannot be read or the mask lies on another grid."""
+    """A scan and its reference as uint8 labels, refused if either cannot be read, the mask lies on
+    another grid, or it holds values that are not WMH labels (`wmhseg evaluate` would refuse them too).
+    Label 2, other pathology, is kept: the challenge leaves it out of every metric, and a version that
+    called it lesion would score the model against lesions the experts never marked."""
     flair, mask = read_volume(flair_path), read_volume(mask_path)
     if flair.shape != mask.shape or not flair.geometry.matches(mask.geometry):
         raise InputError("lesion mask is not on the FLAIR's voxel grid", mask_path)
-    return flair.to_sitk(), mask.to_sitk()
+    require_wmh_labels(mask.array, mask_path)
+    labels = mask.with_array(np.rint(mask.array).astype(np.uint8))
+    return flair.to_sitk(), labels.to_sitk()
 
 
 def check_outputs(paths: Iterable[Path], overwrite: bool) -> None:
@@ -47,11 +54,6 @@ def write_images(images: dict[Path, sitk.Image], overwrite: bool) -> None:
     for path, image in images.items():
         write_volume(Volume.from_sitk(image), path, overwrite)
         print(path)
-
-
-def lesion_mask(mask: sitk.Image) -> sitk.Image:
-    """The mask as 0/1 uint8, whatever values and type it came with."""
-    return mask > 0
 
 
 def refuse_shared_case_names(parser: argparse.ArgumentParser, cases: list[Path]) -> None:

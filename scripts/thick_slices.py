@@ -4,8 +4,9 @@ A 2D slice of thickness t averages the tissue across t millimetres (a box slice 
 slice here is the mean of `factor` consecutive thin slices: SimpleITK's bin shrink, which also places
 the new grid (spacing × factor, origin at the first bin's centre) in the same world position. The mask
 gets the same treatment and keeps the voxels that are at least half lesion, which is what a reader
-tracing on the thick slices can see. This is how the WMH model is checked on 5 mm slices it was not
-validated on (`wmhseg segment` then `wmhseg evaluate`), and what the bundled-model test does.
+tracing on the thick slices can see ("other pathology", label 2, is kept where at least half is that).
+This is how the WMH model is checked on 5 mm slices it was not validated on (`wmhseg segment` then
+`wmhseg evaluate`), and what the bundled-model test does.
 
     python scripts/thick_slices.py FLAIR MASK OUT_FOLDER [--factor 5] [--stem NAME] [--overwrite]
 """
@@ -14,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import SimpleITK as sitk
 from script_io import check_outputs, exit_status, read_pair, write_images
 
 from WMHSegmenterLib.engine.cases import image_stem
+from WMHSegmenterLib.engine.metrics.wmh import OTHER_PATHOLOGY, WMH
 
-#: Thin-slice voxels of a thick one that must be lesion for the thick voxel to count as lesion.
-LESION_FRACTION = 0.5
+#: The part of a new voxel that must carry a label for the voxel to take it.
+LABEL_FRACTION = 0.5
 
 
 def thick_slices(image: sitk.Image, factor: int, axis: int = 2) -> sitk.Image:
@@ -33,8 +36,16 @@ def thick_slices(image: sitk.Image, factor: int, axis: int = 2) -> sitk.Image:
 
 
 def thick_slice_mask(mask: sitk.Image, factor: int, axis: int = 2) -> sitk.Image:
-    lesion_fraction = thick_slices(mask > 0, factor, axis)
-    return sitk.Cast(lesion_fraction >= LESION_FRACTION, sitk.sitkUInt8)
+    return labels_by_fraction(mask, lambda label: thick_slices(label, factor, axis))
+
+
+def labels_by_fraction(mask: sitk.Image, fraction: Callable[[sitk.Image], sitk.Image]) -> sitk.Image:
+    """WMH labels on a new grid: WMH where at least half the new voxel was WMH, else other pathology
+    where at least half was that, else 0. ``fraction`` takes a 0/1 image to the new grid as the share
+    of each new voxel it covers."""
+    wmh = fraction(mask == WMH) >= LABEL_FRACTION
+    other = (fraction(mask == OTHER_PATHOLOGY) >= LABEL_FRACTION) & (wmh == 0)
+    return sitk.Cast(wmh, sitk.sitkUInt8) * WMH + sitk.Cast(other, sitk.sitkUInt8) * OTHER_PATHOLOGY
 
 
 def main(argv: list[str] | None = None) -> int:
