@@ -134,16 +134,22 @@ def test_reissue_turns_keeping_the_largest_island_into_a_fraction_the_user_can_c
     assert (inference["min_island_fraction"], inference["largest_component_only"]) == (0.8, False)
 
 
+def trained_bundle(folder: Path) -> tuple[Path, Path]:
+    """A tiny run on three drawn cases, exported; its data stays in reach, so a reissue scores again."""
+    data = make_folder_dataset(folder / "data", cases=3)
+    config = tiny_config(folder / "tiny.yaml", data, folder / "runs")
+    assert (
+        main(["--config", str(config), "--run-dir", str(folder / "run"), "--device", "cpu", "--quiet"]) == 0
+    )
+    bundle = folder / "tiny"
+    assert main(["export", str(folder / "run"), "--id", "tiny", "--out", str(bundle)]) == 0
+    return data, bundle
+
+
 def test_reissue_scores_the_validation_cases_again_with_the_new_settings_where_their_data_is(
     tmp_path, capsys
 ):
-    data = make_folder_dataset(tmp_path / "data", cases=3)
-    config = tiny_config(tmp_path / "tiny.yaml", data, tmp_path / "runs")
-    assert (
-        main(["--config", str(config), "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--quiet"]) == 0
-    )
-    bundle = tmp_path / "tiny"
-    assert main(["export", str(tmp_path / "run"), "--id", "tiny", "--out", str(bundle)]) == 0
+    data, bundle = trained_bundle(tmp_path)
     out = tmp_path / "tiny-reissued"
     code = main(
         ["reissue", str(bundle), "--out", str(out), "--version", "2.0.0", "--inference", "overlap=0.75"]
@@ -193,3 +199,77 @@ def test_reissue_onto_a_file_is_refused_in_one_line_and_keeps_the_file(tmp_path,
     error = capsys.readouterr().err
     assert code == 2 and len(error.splitlines()) == 1 and str(out) in error
     assert out.read_text() == "not a bundle"
+
+
+def test_reissue_sets_a_bias_correction_that_the_bundle_applies_and_its_validation_is_scored_with(
+    tmp_path, capsys
+):
+    data, bundle = trained_bundle(tmp_path)
+    out = tmp_path / "tiny-n4"
+    code = main(
+        ["reissue", str(bundle), "--out", str(out), "--version", "2.0.0"]
+        + ["--preprocessing", "bias_correction=n4_trimmed"]
+    )
+    assert code == 0, capsys.readouterr().err
+    reissued = ModelBundle(out)
+    assert sha256_of(reissued.weights_path) == sha256_of(ModelBundle(bundle).weights_path)
+    assert reissued.preprocessing["bias_correction"] == "n4_trimmed"
+    assert reissued.meta["training"] == ModelBundle(bundle).meta["training"]  # trained without it
+    assert reissued.meta["validation"]["preprocessing"]["bias_correction"] == "n4_trimmed"
+    (case,) = reissued.meta["training"]["data"]["validation_cases"]
+    flair = {"flair": read_image(data / case / "flair.nii.gz")}
+    corrected, plain = (Predictor(b, device="cpu").predict(flair) for b in (reissued, ModelBundle(bundle)))
+    assert not (corrected.probabilities.array == plain.probabilities.array).all()  # N4 is applied
+    dice = evaluate_wmh(read_volume(data / case / "lesions.nii.gz"), corrected.labels)["dice"]
+    assert dice == pytest.approx(reissued.meta["validation"]["metrics"]["dice"])
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "divided by its N4 bias field (fitted without the brightest 15 %)" in card
+    assert "Preprocessing chosen after training, the network trained without it (bias_correction None" in card
+    assert "the table is scored with the bundle's" in card
+
+
+def test_a_bias_correction_reissued_without_the_validation_data_says_the_table_is_the_runs(tmp_path, capsys):
+    source = copied_bundle("wmh-flair", tmp_path / "source")
+    meta = json.loads((source.folder / "model.json").read_text())
+    meta["preprocessing"]["bias_correction"] = None  # as the run exported it
+    meta["validation"].pop("preprocessing", None)
+    (source.folder / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "reissue",
+            str(source.folder),
+            "--out",
+            str(out),
+            "--version",
+            "9.9.9",
+            "--preprocessing",
+            "bias_correction=n4",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert ModelBundle(out).meta["validation"]["metrics"] == source.meta["validation"]["metrics"]
+    assert (
+        "(bias_correction None -> n4); the table is scored with the run's."
+        in (out / "MODEL_CARD.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("spacing_xyz_mm=[2, 2, 2]", "preprocessing.spacing_xyz_mm cannot change after training"),
+        ("bias_correction=n5", "preprocessing.bias_correction must be one of"),
+    ],
+)
+def test_reissue_refuses_a_preprocessing_the_weights_are_bound_to_or_do_not_know(
+    setting, message, tmp_path, capsys
+):
+    source = copied_bundle("wmh-flair", tmp_path / "source")
+    out = tmp_path / "out"
+    code = main(
+        ["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9", "--preprocessing", setting]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and len(error.splitlines()) == 1 and message in error
+    assert not out.exists()

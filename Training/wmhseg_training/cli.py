@@ -130,6 +130,14 @@ def reissue_parser() -> argparse.ArgumentParser:
     parser.add_argument("bundle", type=Path, help="the bundle folder to start from")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (may be the same)")
     parser.add_argument("--version", required=True, help="the new model version")
+    parser.add_argument(
+        "--preprocessing",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set the bundle's preprocessing; only bias_correction (null, n4, n4_trimmed), which the "
+        "network was not trained with: score it before shipping (repeatable; values are YAML)",
+    )
     _add_bundle_writing_options(parser)
     return parser
 
@@ -264,10 +272,17 @@ def run_reissue(args: argparse.Namespace) -> int:
     from .export import reissue_bundle
 
     bundle = reissue_bundle(
-        args.bundle, args.out, args.version, args.inference, args.card_notes, args.overwrite
+        args.bundle,
+        args.out,
+        args.version,
+        args.inference,
+        args.card_notes,
+        args.overwrite,
+        args.preprocessing,
     )
     print(
         f"wrote {bundle.folder} (model {bundle.id} {bundle.meta['version']}; inference {bundle.inference}; "
+        f"preprocessing {bundle.preprocessing}; "
         f"validation {_validation_dice(bundle)})"
     )
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
 from WMHSegmenterLib.engine.unet import Ensemble, UNet3D
 from WMHSegmenterLib.engine.volume import make_output_folder
 
@@ -38,6 +39,7 @@ from .metadata import (
     island_setting_upgraded,
     network_config,
     validated_inference_settings,
+    validation_preprocessing,
     validation_settings,
     with_current_patterns,
 )
@@ -45,6 +47,8 @@ from .model_card import model_card
 from .validation import scored_with_bundle_settings
 
 CHECKPOINT_CHOICES = ("auto", "best", "last")
+#: Preprocessing a reissue may change: an intensity correction, which leaves the network's grid and crop.
+REISSUABLE_PREPROCESSING = ("bias_correction",)
 INTENDED_USE = {
     "wmh": "Research: segmenting white matter hyperintensities on brain FLAIR MRI of adults.",
     "brats": "Research: segmenting glioma sub-regions (necrotic core, edema, enhancing tumor) on "
@@ -188,12 +192,15 @@ def reissue_bundle(
     inference: Sequence[str] = (),
     card_notes: str | Path | None = None,
     overwrite: bool = False,
+    preprocessing: Sequence[str] = (),
 ) -> ModelBundle:
     """A bundle's weights again under a new version, with inference settings chosen after training.
 
     For when the run folder is gone (a fresh machine) but a setting such as ``brain_mask`` is chosen
     later: weights and training record are kept as they are, ``reissued_from`` says which bundle this
     was, and the validation cases are scored again with the new settings where their data is at hand.
+    ``preprocessing``: ``key=value`` settings of the bundle's preprocessing; only those in
+    REISSUABLE_PREPROCESSING, since the grid and the crop are what the network learned on.
     """
     source = ModelBundle(bundle_dir)
     if "hyperparameters" not in source.meta.get("training", {}) or "validation" not in source.meta:
@@ -206,27 +213,56 @@ def reissue_bundle(
     out = Path(out)
     _refuse_to_replace(out, overwrite)
     notes = _read_notes(card_notes)
-    shipped = {"inference": island_setting_upgraded({**DEFAULTS["inference"], **source.meta["inference"]})}
+    shipped = {
+        "inference": island_setting_upgraded({**DEFAULTS["inference"], **source.meta["inference"]}),
+        "preprocessing": reissued_preprocessing(source, preprocessing),
+    }
     for setting in inference:
         apply_override(shipped, f"inference.{setting}")
     meta = copy.deepcopy(source.meta)
-    meta.update(version=version, inference=shipped["inference"])
+    meta.update(version=version, **shipped)
     meta["inputs"] = with_current_patterns(meta["task"], meta["inputs"])
     meta["reissued_from"] = {"id": source.id, "version": source.meta["version"]}
     network = source.load_network()
-    validation = {**meta["validation"], "inference": validation_settings(meta)}
+    validation = {
+        **meta["validation"],
+        "inference": validation_settings(meta),
+        "preprocessing": validation_preprocessing(meta),
+    }
     run_config = _run_config(meta["training"]["hyperparameters"])
     if run_config is not None:
         validation = scored_with_bundle_settings(
             validation,
             network,
-            {**run_config, "inference": shipped["inference"]},
+            {**run_config, **shipped},
             meta["training"]["data"]["validation_cases"],
             source.folder,
         )
     meta["validation"] = _json_safe(validation)
     weights_dtype = source.meta["weights"].get("dtype", "float32")
     return _write_bundle(network, meta, out, model_card(meta, notes), weights_dtype)
+
+
+def reissued_preprocessing(source: ModelBundle, settings: Sequence[str]) -> dict[str, Any]:
+    """The source bundle's preprocessing with ``key=value`` settings applied, refused in one line if a
+    setting is one the weights are bound to or its value is not one the engine knows."""
+    preprocessing = {"preprocessing": {**DEFAULTS["preprocessing"], **source.preprocessing}}
+    for setting in settings:
+        key = setting.partition("=")[0].strip()
+        if key not in REISSUABLE_PREPROCESSING:
+            raise InputError(
+                f"preprocessing.{key} cannot change after training (the network learned on that grid "
+                f"and crop); a reissue may set {', '.join(REISSUABLE_PREPROCESSING)}",
+                source.folder,
+            )
+        apply_override(preprocessing, f"preprocessing.{setting}")
+    bias_correction = preprocessing["preprocessing"]["bias_correction"]
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise InputError(
+            f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}",
+            source.folder,
+        )
+    return preprocessing["preprocessing"]
 
 
 def _run_config(hyperparameters: dict[str, Any]) -> dict[str, Any] | None:

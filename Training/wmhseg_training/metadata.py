@@ -126,6 +126,15 @@ def validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     return run_validation_settings(meta) if recorded is None else {**DEFAULTS["inference"], **recorded}
 
 
+def validation_preprocessing(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The preprocessing a bundle's validation table was scored with: recorded beside the table once a
+    reissue changed the bundle's; before that, the run's (a setting newer than the run at its default)."""
+    recorded = meta["validation"].get("preprocessing")
+    if recorded is None:
+        recorded = meta["training"]["hyperparameters"]["preprocessing"]
+    return {**DEFAULTS["preprocessing"], **recorded}
+
+
 def run_validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The settings the training run validated with (a run older than a setting used its default, "off")."""
     hyperparameters = meta["training"]["hyperparameters"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .metadata import run_validation_settings, validation_settings
+from WMHSegmenterLib.engine.preprocessing import N4_TRIMMED_PERCENTILE
+
+from .config import DEFAULTS, differences
+from .metadata import run_validation_settings, validation_preprocessing, validation_settings
 
 #: Metrics shown in the card's table, per task, with how to read them.
 CARD_METRICS = {
@@ -56,7 +59,8 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         "## Inputs and outputs",
         "",
         f"- Inputs: {inputs} (co-registered; the first defines the output grid).",
-        f"- Resampled to {spacing} mm (x, y, z) and z-scored inside the head before the network.",
+        f"- Resampled to {spacing} mm (x, y, z){_bias_correction(meta['preprocessing'])} and z-scored "
+        "inside the head before the network.",
         f"- Outputs: {', '.join(label['name'] for label in meta['outputs']['labels'])}.",
         "",
         "## Training data",
@@ -122,7 +126,38 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
             "- Scored again with the bundle's inference settings, chosen after training (the run's own "
             f"validation differed: {'; '.join(since)})."
         )
+    caveats += _preprocessing_caveats(meta)
     return ["", *caveats] if caveats else []
+
+
+def _preprocessing_caveats(meta: Mapping[str, Any]) -> list[str]:
+    """A reissue may change the bias correction after training: the network never saw its images."""
+    bundle = meta["preprocessing"]
+    trained = {**DEFAULTS["preprocessing"], **meta["training"]["hyperparameters"]["preprocessing"]}
+    scored = validation_preprocessing(meta)
+    if bundle == trained and scored == trained:
+        return []
+    since = "; ".join(
+        f"{key} {trained.get(key)} -> {bundle.get(key)}" for key in differences(trained, bundle)
+    )
+    table = (
+        "the table is scored with the bundle's"
+        if scored == bundle
+        else "the table is scored with " + ("the run's" if scored == trained else "other preprocessing")
+    )
+    return [f"- Preprocessing chosen after training, the network trained without it ({since}); {table}."]
+
+
+def _bias_correction(preprocessing: Mapping[str, Any]) -> str:
+    correction = preprocessing.get("bias_correction")
+    if correction is None:
+        return ""
+    fitted = (
+        f" (fitted without the brightest {100 - N4_TRIMMED_PERCENTILE:g} %)"
+        if correction == "n4_trimmed"
+        else ""
+    )
+    return f", divided by its N4 bias field{fitted},"
 
 
 def _initial_weights(record: Mapping[str, Any] | None) -> list[str]:

@@ -71,14 +71,16 @@ def scored_with_bundle_settings(
 ) -> dict[str, Any]:
     """The validation table as the bundle's own inference settings score it.
 
-    Settings chosen after training (export or reissue ``--inference``: island cleaning, brain mask)
-    change what the bundle outputs, so the run's table would describe another predictor, and the card
-    shows that table first. The validation cases are scored again with the bundle's settings when their
-    data can be read here; otherwise the run's table is kept, its ``inference`` saying what scored it.
-    ``config``: the run's, with the bundle's inference section.
+    Settings chosen after training (export or reissue ``--inference``: island cleaning, brain mask;
+    reissue ``--preprocessing``: bias correction) change what the bundle outputs, so the run's table
+    would describe another predictor, and the card shows that table first. The validation cases are
+    scored again with the bundle's settings when their data can be read here; otherwise the run's table
+    is kept, its ``inference`` (and ``preprocessing``, where recorded) saying what scored it.
+    ``config``: the run's, with the bundle's inference and preprocessing sections.
     """
     settings = inference_settings(config)
-    if validation["inference"] == settings or not case_ids:
+    scored_preprocessing = validation.get("preprocessing", config["preprocessing"])
+    if (validation["inference"], scored_preprocessing) == (settings, config["preprocessing"]) or not case_ids:
         return validation
     try:
         found = {case.id: case for case in find_cases(config["data"], config["task"], input_names(config))}
@@ -88,7 +90,7 @@ def scored_with_bundle_settings(
         return validation
     device = torch.device(resolve_device("auto"))
     metrics = validate(network, as_bundle(config), [found[i] for i in case_ids], device, folder)
-    return {**validation, "metrics": metrics, "inference": settings}
+    return {**validation, "metrics": metrics, "inference": settings, "preprocessing": config["preprocessing"]}
 
 
 def as_bundle(config: Mapping[str, Any]) -> dict[str, Any]:
