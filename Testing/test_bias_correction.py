@@ -48,6 +48,16 @@ def test_n4_divides_out_a_smooth_field_and_keeps_the_tissue_contrast():
     assert (corrected[~brain] == 0).all()
 
 
+@pytest.mark.parametrize("correction", [None, N4_TRIMMED_PERCENTILE], ids=["n4", "n4_trimmed"])
+@pytest.mark.parametrize("rows", [slice(18, 20), slice(18, 19)], ids=["two slices", "one slice"])
+def test_a_scan_thinner_than_n4s_grid_is_prepared_without_error(correction, rows):
+    plain, shading, _ = two_tissue_brain()
+    slab = (plain * shading)[rows, 20:23]  # three rows: thinner than the 4 mm grid along two axes
+    corrected = n4_corrected(slab, slab > 0, SPACING_XYZ, correction)
+    assert corrected.shape == slab.shape and np.isfinite(corrected).all()
+    assert (corrected[slab == 0] == 0).all() and (corrected[slab > 0] > 0).all()
+
+
 def test_trimmed_n4_keeps_a_large_bright_tumours_contrast_that_n4_dims():
     plain, shading, white = two_tissue_brain()
     brain = plain > 0

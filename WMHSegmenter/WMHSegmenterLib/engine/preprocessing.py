@@ -158,13 +158,15 @@ def n4_corrected(
     fit_mask = mask & (channel > 0)
     if fit_below_percentile is not None and fit_mask.any():
         fit_mask &= channel < np.percentile(channel[fit_mask], fit_below_percentile)
-    if not fit_mask.any():
+    # N4 fits its field on at least two voxels along every axis: a slab one voxel thin has none to fit
+    if not fit_mask.any() or min(channel.shape) < 2:
         return channel
     image = sitk.GetImageFromArray(channel.astype(np.float32, copy=False))
     image.SetSpacing([float(s) for s in spacing_xyz])
     mask_image = sitk.GetImageFromArray(fit_mask.astype(np.uint8))
     mask_image.CopyInformation(image)
-    shrink = [max(1, int(N4_GRID_MM // s)) for s in image.GetSpacing()]
+    # coarser than the scan allows, the shrunk grid would lose an axis
+    shrink = [max(1, min(int(N4_GRID_MM // s), n // 2)) for s, n in zip(image.GetSpacing(), image.GetSize())]
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations([50, 50, 50])
     n4.Execute(sitk.Shrink(image, shrink), sitk.Shrink(mask_image, shrink))
