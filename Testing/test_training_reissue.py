@@ -224,7 +224,9 @@ def test_reissue_sets_a_bias_correction_that_the_bundle_applies_and_its_validati
     assert dice == pytest.approx(reissued.meta["validation"]["metrics"]["dice"])
     card = (out / "MODEL_CARD.md").read_text()
     assert "divided by its N4 bias field (fitted without the brightest 15 %)" in card
-    assert "Preprocessing chosen after training, the network trained without it (bias_correction None" in card
+    assert (
+        "Preprocessing changed after training (bias_correction None -> n4_trimmed): the network never" in card
+    )
     assert "the table is scored with the bundle's" in card
 
 
@@ -250,8 +252,8 @@ def test_a_bias_correction_reissued_without_the_validation_data_says_the_table_i
     assert code == 0, capsys.readouterr().err
     assert ModelBundle(out).meta["validation"]["metrics"] == source.meta["validation"]["metrics"]
     assert (
-        "(bias_correction None -> n4); the table is scored with the run's."
-        in (out / "MODEL_CARD.md").read_text()
+        "(bias_correction None -> n4): the network never saw images prepared so; "
+        "the table is scored with the run's." in (out / "MODEL_CARD.md").read_text()
     )
 
 

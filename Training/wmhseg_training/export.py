@@ -17,7 +17,7 @@ from typing import Any
 
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, save_bundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
+from WMHSegmenterLib.engine.preprocessing import require_bias_correction
 from WMHSegmenterLib.engine.unet import Ensemble, UNet3D
 from WMHSegmenterLib.engine.volume import make_output_folder
 
@@ -256,12 +256,7 @@ def reissued_preprocessing(source: ModelBundle, settings: Sequence[str]) -> dict
                 source.folder,
             )
         apply_override(preprocessing, f"preprocessing.{setting}")
-    bias_correction = preprocessing["preprocessing"]["bias_correction"]
-    if bias_correction not in BIAS_CORRECTIONS:
-        raise InputError(
-            f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}",
-            source.folder,
-        )
+    require_bias_correction(preprocessing["preprocessing"]["bias_correction"], source.folder)
     return preprocessing["preprocessing"]
 
 

@@ -145,7 +145,10 @@ def _preprocessing_caveats(meta: Mapping[str, Any]) -> list[str]:
         if scored == bundle
         else "the table is scored with " + ("the run's" if scored == trained else "other preprocessing")
     )
-    return [f"- Preprocessing chosen after training, the network trained without it ({since}); {table}."]
+    return [
+        f"- Preprocessing changed after training ({since}): the network never saw images prepared so; "
+        f"{table}."
+    ]
 
 
 def _bias_correction(preprocessing: Mapping[str, Any]) -> str:

@@ -218,13 +218,9 @@ class ModelBundle:
             raise InputError(
                 f"inference.island_measure must be one of {ISLAND_MEASURES}, got {measure!r}", path
             )
-        from .preprocessing import BIAS_CORRECTIONS
+        from .preprocessing import require_bias_correction
 
-        correction = self.preprocessing.get("bias_correction")
-        if correction not in BIAS_CORRECTIONS:
-            raise InputError(
-                f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}, got {correction!r}", path
-            )
+        require_bias_correction(self.preprocessing.get("bias_correction"), path)
         one_lesion_channel = self.output_activation == "softmax" and len(self.output_channels) == 2
         if self.inference.get("refine_on_input_grid") and not one_lesion_channel:
             raise InputError(

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .errors import InputError
 from .postprocess import largest_island
 from .resampling import check_overlap, resample, working_grid
 from .volume import Geometry, Volume
@@ -143,6 +144,14 @@ def zscore(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return normalized.astype(np.float32, copy=False)
 
 
+def require_bias_correction(correction: Any, source: str | Path | None = None) -> None:
+    """Refuse a bias correction this engine does not know, naming where it was set."""
+    if correction not in BIAS_CORRECTIONS:
+        raise InputError(
+            f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}, got {correction!r}", source
+        )
+
+
 def n4_corrected(
     channel: np.ndarray,
     mask: np.ndarray,
@@ -199,8 +208,7 @@ def prepare_case(
     ``within_brain``: crop and z-score inside :func:`brain_mask` rather than the head, and blank the rest.
     """
     bias_correction = settings.get("bias_correction")
-    if bias_correction not in BIAS_CORRECTIONS:
-        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, not {bias_correction!r}")
+    require_bias_correction(bias_correction)
     sources = sources or {name: name for name in input_names}
     reference = inputs[input_names[0]]
     for name in input_names[1:]:
