@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from WMHSegmenterLib.engine.errors import Cancelled
-from WMHSegmenterLib.engine.sliding_window import predict_sliding_window, tile_starts
+from WMHSegmenterLib.engine.sliding_window import fitted_patch_size, predict_sliding_window, tile_starts
 from WMHSegmenterLib.engine.unet import UNet3D, UNetConfig
 
 
@@ -95,3 +95,14 @@ def test_stop_request_halts_before_the_next_tile():
             should_stop=lambda: len(done) >= 2,
         )
     assert done == [1, 2]
+
+
+def test_a_volume_no_larger_than_the_networks_stride_is_segmented_by_a_real_unet():
+    network = UNet3D(UNetConfig(1, 2, features=(4, 8, 16))).eval()
+    stride = network.config.total_stride
+    image = torch.randn(1, *(s - 1 for s in stride))
+    patch = fitted_patch_size(image.shape[1:], (16, 16, 16), stride)
+    with torch.no_grad():
+        probabilities = predict_sliding_window(network, image, patch, softmax, align=stride)
+    assert probabilities.shape == (2, *image.shape[1:])
+    assert torch.isfinite(probabilities).all()

@@ -43,8 +43,15 @@ def tile_starts(size: int, patch: int, overlap: float, align: int = 1) -> list[i
 def fitted_patch_size(
     shape: Sequence[int], patch_size: Sequence[int], divisor: Sequence[int]
 ) -> tuple[int, ...]:
-    """Shrink the patch where the volume is smaller, keeping it divisible by the network's stride."""
-    return tuple(min(p, int(np.ceil(s / d)) * d) for s, p, d in zip(shape, patch_size, divisor))
+    """Shrink the patch where the volume is smaller, keeping it divisible by the network's stride.
+
+    A patch of one stride along every axis would leave the network's deepest level a single voxel,
+    which instance normalisation cannot normalise: such a patch is two strides long along x.
+    """
+    fitted = [min(p, int(np.ceil(s / d)) * d) for s, p, d in zip(shape, patch_size, divisor)]
+    if fitted == list(divisor):
+        fitted[-1] *= 2
+    return tuple(fitted)
 
 
 def padded_shape(shape: Sequence[int], patch_size: Sequence[int], align: Sequence[int]) -> tuple[int, ...]:
