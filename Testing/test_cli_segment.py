@@ -427,6 +427,22 @@ def test_batch_segments_every_case_keeps_going_past_a_bad_one_and_exits_2(models
     assert "2 segmented, 1 failed" in stdout and "not a readable image" in stdout
 
 
+def test_a_quiet_batch_still_names_each_failed_case_in_one_line(models_env, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    (data / "a").mkdir(parents=True)
+    write_volume(blob_volume(seed=1), data / "a" / "a_flair.nii.gz")
+    (data / "c").mkdir()
+    (data / "c" / "c_flair.nii.gz").write_text("broken")
+    code, stdout, err = run_cli(
+        capsys, "segment", "--model", "test-wmh", "--input-dir", data, "--output-dir", out, "--quiet"
+    )
+    assert code == 2 and stdout == ""
+    assert err.splitlines() == [
+        f"wmhseg: error: {data / 'c' / 'c_flair.nii.gz'}: not a readable image (corrupt or truncated file)"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz"]
+
+
 def test_batch_statistics_are_one_table_of_every_segmented_case(models_env, tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     for case in ("a", "b", "c"):

@@ -38,3 +38,9 @@ class ProgressReporter:
         """A line for people; with --json-progress it goes to stderr so stdout stays machine-readable."""
         if not self.quiet:
             print(text, file=sys.stderr if self.json_lines else sys.stdout)
+
+    def failure(self, error: str) -> None:
+        """A case that failed, at once on stderr with --quiet ("errors only"), which hides the summary
+        that would list it."""
+        if self.quiet:
+            print(f"wmhseg: error: {error}", file=sys.stderr)

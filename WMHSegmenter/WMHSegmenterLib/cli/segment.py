@@ -217,6 +217,7 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
         except InputError as error:
             results.append((case.id, "failed", str(error)))
             reporter.event("case", status="failed", error=str(error))
+            reporter.failure(str(error))
     failed = sum(status == "failed" for _, status, _ in results)
     width = max(len(case_id) for case_id, _, _ in results)
     summary = [f"{case_id:<{width}}  {status:<6}  {detail}" for case_id, status, detail in results]
