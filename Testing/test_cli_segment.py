@@ -443,6 +443,24 @@ def test_a_quiet_batch_still_names_each_failed_case_in_one_line(models_env, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz"]
 
 
+def test_a_broken_bundle_among_the_models_is_named_in_a_warning_and_hides_no_other(
+    models_env, flair, tmp_path, capsys
+):
+    (models_env / "half-copied").mkdir()
+    (models_env / "half-copied" / "model.json").write_text("{not json")
+    code, stdout, err = run_cli(capsys, "models")
+    assert code == 0 and "test-wmh" in stdout and "test-brats" in stdout
+    assert err.splitlines() == [
+        f"wmhseg: warning: skipped a model bundle: {models_env / 'half-copied' / 'model.json'}: "
+        "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    ]
+    code, _, err = run_cli(
+        capsys, "segment", "--model", "test-wmh", "--flair", flair, "-o", tmp_path / "seg.nii.gz"
+    )
+    assert code == 0 and (tmp_path / "seg.nii.gz").is_file()
+    assert "skipped a model bundle" in err
+
+
 def test_batch_statistics_are_one_table_of_every_segmented_case(models_env, tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     for case in ("a", "b", "c"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ WEIGHT_DTYPES = ("float32", "float16")
 TASKS = ("wmh", "brats")
 MODELS_ENV = "WMHSEG_MODELS"
 BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "Resources" / "Models"
+log = logging.getLogger("wmhseg")
 
 
 def is_number(value: Any) -> bool:
@@ -243,10 +245,16 @@ def model_search_paths() -> list[Path]:
 
 
 def list_bundles() -> list[ModelBundle]:
+    """The first bundle of each id in :func:`model_search_paths`. An unreadable one is skipped with a
+    one-line warning naming it, so a broken folder among the user's models never hides the others."""
     found: dict[str, ModelBundle] = {}
     for root in model_search_paths():
         for model_json in sorted(root.glob("*/model.json")) if root.is_dir() else ():
-            bundle = ModelBundle(model_json.parent)
+            try:
+                bundle = ModelBundle(model_json.parent)
+            except InputError as error:
+                log.warning("skipped a model bundle: %s", error)
+                continue
             found.setdefault(bundle.id, bundle)
     return list(found.values())
 
@@ -255,10 +263,11 @@ def find_bundle(model: str | Path) -> ModelBundle:
     """A bundle by id (searched in :func:`model_search_paths`) or by folder path."""
     if Path(model).is_dir():
         return ModelBundle(model)
-    for bundle in list_bundles():
+    bundles = list_bundles()
+    for bundle in bundles:
         if bundle.id == str(model):
             return bundle
-    known = ", ".join(b.id for b in list_bundles()) or "none installed"
+    known = ", ".join(b.id for b in bundles) or "none installed"
     raise InputError(f"unknown model (known: {known})", model)
 
 
