@@ -18,7 +18,7 @@ import yaml
 from WMHSegmenterLib.engine.bundle import DEFAULT_MIRROR_AXES, MIRROR_AXES_RULE, are_mirror_axes, is_number
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.postprocess import ISLAND_MEASURES
-from WMHSegmenterLib.engine.preprocessing import BIAS_CORRECTIONS
+from WMHSegmenterLib.engine.preprocessing import require_bias_correction
 
 #: Relative paths in a config are relative to the repository (the folder holding Training/).
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -257,10 +257,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         and all(s is None or (isinstance(s, int | float) and s > 0) for s in spacing),
         "preprocessing.spacing_xyz_mm must be three positive numbers (or null to keep the input's)",
     )
-    _require(
-        config["preprocessing"]["bias_correction"] in BIAS_CORRECTIONS,
-        f"preprocessing.bias_correction must be one of {BIAS_CORRECTIONS}",
-    )
+    require_bias_correction(config["preprocessing"]["bias_correction"])
     patch = training["patch_size_zyx"]
     _require(
         _is_patch_size(patch),

@@ -128,11 +128,14 @@ def validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 def validation_preprocessing(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The preprocessing a bundle's validation table was scored with: recorded beside the table once a
-    reissue changed the bundle's; before that, the run's (a setting newer than the run at its default)."""
+    reissue changed the bundle's; before that, the run's."""
     recorded = meta["validation"].get("preprocessing")
-    if recorded is None:
-        recorded = meta["training"]["hyperparameters"]["preprocessing"]
-    return {**DEFAULTS["preprocessing"], **recorded}
+    return run_preprocessing(meta) if recorded is None else {**DEFAULTS["preprocessing"], **recorded}
+
+
+def run_preprocessing(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The preprocessing the network was trained with (a setting newer than the run at its default)."""
+    return {**DEFAULTS["preprocessing"], **meta["training"]["hyperparameters"]["preprocessing"]}
 
 
 def run_validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,13 @@ from typing import Any
 
 from WMHSegmenterLib.engine.preprocessing import N4_TRIMMED_PERCENTILE
 
-from .config import DEFAULTS, differences
-from .metadata import run_validation_settings, validation_preprocessing, validation_settings
+from .config import differences
+from .metadata import (
+    run_preprocessing,
+    run_validation_settings,
+    validation_preprocessing,
+    validation_settings,
+)
 
 #: Metrics shown in the card's table, per task, with how to read them.
 CARD_METRICS = {
@@ -133,7 +138,7 @@ def _validation_caveats(meta: Mapping[str, Any]) -> list[str]:
 def _preprocessing_caveats(meta: Mapping[str, Any]) -> list[str]:
     """A reissue may change the bias correction after training: the network never saw its images."""
     bundle = meta["preprocessing"]
-    trained = {**DEFAULTS["preprocessing"], **meta["training"]["hyperparameters"]["preprocessing"]}
+    trained = run_preprocessing(meta)
     scored = validation_preprocessing(meta)
     if bundle == trained and scored == trained:
         return []
