@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from WMHSegmenterLib.engine.allocator import keep_freed_memory
 from WMHSegmenterLib.engine.device import DEVICE_CHOICES
 from WMHSegmenterLib.engine.errors import InputError
 
@@ -319,6 +320,7 @@ def run_select_cleaning(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.getLogger("wmhseg").setLevel(logging.WARNING)
+    keep_freed_memory()
     try:
         if argv[:1] == ["export"]:
             return run_export(export_parser().parse_args(argv[1:]))

@@ -7,10 +7,13 @@ import logging
 import os
 import sys
 
+from ..engine.allocator import keep_freed_memory
 from ..engine.errors import Cancelled, InputError
 from . import activations, demo, evaluate, models, segment, web
 
 SUBCOMMANDS = (models, segment, evaluate, activations, web, demo)
+#: Subcommands that serve until stopped: they give freed memory back (engine.allocator).
+LONG_LIVED = ("web",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.setLevel(logging.WARNING)
         logger.propagate = False
     args = build_parser().parse_args(argv)
+    if args.command not in LONG_LIVED:
+        keep_freed_memory()
     try:
         return args.func(args)
     except InputError as error:
