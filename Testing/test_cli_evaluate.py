@@ -145,6 +145,34 @@ def test_grid_mismatch_is_a_one_line_error_naming_the_prediction(tmp_path, capsy
     assert "\n" not in err
 
 
+def test_a_folder_pair_off_the_grid_is_listed_and_the_other_cases_are_still_scored(tmp_path, capsys):
+    write(tmp_path / "ref" / "a_wmh.nii.gz", row(2, 3))
+    write(tmp_path / "ref" / "b_wmh.nii.gz", row(2, 3))
+    write(tmp_path / "pred" / "a.nii.gz", row(2, 3), spacing=(1.0, 1.0, 3.0))
+    write(tmp_path / "pred" / "b.nii.gz", row(2))
+    json_path = tmp_path / "out.json"
+    assert wmhseg("--task", "wmh", *folders(tmp_path), "--json", json_path) == 2
+    captured = capsys.readouterr()
+    err_lines = captured.err.strip().splitlines()
+    assert len(err_lines) == 1 and err_lines[0].startswith("wmhseg: error: ")
+    assert "a.nii.gz" in err_lines[0] and "does not lie on the reference grid" in err_lines[0]
+    assert "Cases that could not be scored (1)" in captured.out
+    document = json.loads(json_path.read_text())
+    assert [case["case"] for case in document["cases"]] == ["b"]  # Dice 2*1 / (2 + 1)
+    assert document["mean"]["dice"] == pytest.approx(2 / 3)
+    assert [item["case"] for item in document["failed"]] == ["a"]
+
+
+def test_folders_where_no_pair_can_be_scored_write_nothing(tmp_path, capsys):
+    write(tmp_path / "ref" / "a_wmh.nii.gz", row(2, 3))
+    write(tmp_path / "pred" / "a.nii.gz", row(2, 3), spacing=(1.0, 1.0, 3.0))
+    json_path = tmp_path / "out.json"
+    assert wmhseg("--task", "wmh", *folders(tmp_path), "--json", json_path) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 2 and "none of the 1 cases in common could be scored" in err_lines[1]
+    assert not json_path.exists()
+
+
 def test_existing_output_needs_overwrite(tmp_path, capsys):
     reference = write(tmp_path / "r.nii.gz", row(2))
     existing = tmp_path / "out.csv"

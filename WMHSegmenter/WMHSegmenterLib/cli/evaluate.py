@@ -1,7 +1,7 @@
 """``wmhseg evaluate``: score predictions against references with the WMH challenge's or BraTS's metrics.
 
 One pair (--reference/--prediction) or two folders (--reference-dir/--prediction-dir) whose files
-are paired by case id. Cases without a partner are listed, never silently dropped.
+are paired by case id. Cases without a partner, or that cannot be scored, are listed, never silently dropped.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 from pathlib import Path
 
 from ..engine.cases import image_stem
@@ -57,7 +58,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate every pair, print the tables, write the requested files; 0 on success."""
+    """Evaluate every pair, print the tables, write the requested files; 0 on success, 2 if a case failed.
+
+    Of two folders, a pair that cannot be scored (off the reference's grid, not a label map) is reported
+    in one line and listed, and the others are scored: one bad file of a hundred should not hide the 99.
+    """
     _check_options(args)
     pairs, unmatched = _pairs(args)
     for output, extension in ((args.csv, ".csv"), (args.json, ".json")):
@@ -66,27 +71,35 @@ def run(args: argparse.Namespace) -> int:
     evaluation = Evaluation(args.task, unmatched=unmatched)
     for number, (case, reference_path, prediction_path) in enumerate(pairs, start=1):
         log.info("evaluating %s (%d/%d)", case, number, len(pairs))
-        reference, prediction = read_volume(reference_path), read_volume(prediction_path)
-        if args.task == "wmh":
-            metrics = evaluate_wmh(
-                reference, prediction, source=prediction_path, reference_source=reference_path
-            )
-        else:
-            metrics = evaluate_brats(
-                reference,
-                prediction,
-                convention=args.labels or AUTO,
-                lesionwise=args.lesionwise,
-                source=prediction_path,
-                reference_source=reference_path,
-            )
-        evaluation.cases.append((case, metrics))
+        try:
+            evaluation.cases.append((case, _metrics(args, reference_path, prediction_path)))
+        except InputError as error:
+            if args.reference is not None:
+                raise
+            print(f"wmhseg: error: {error}", file=sys.stderr)
+            evaluation.failed.append({"case": case, "error": str(error)})
+    if not evaluation.cases:
+        raise InputError(f"none of the {len(pairs)} cases in common could be scored", args.prediction_dir)
     print(format_tables(evaluation, WMH_TABLES if args.task == "wmh" else brats_tables(args.lesionwise)))
     if args.csv is not None:
         print(f"wrote {write_csv(evaluation, args.csv, args.overwrite)}")
     if args.json is not None:
         print(f"wrote {write_json(evaluation, args.json, args.overwrite)}")
-    return 0
+    return 2 if evaluation.failed else 0
+
+
+def _metrics(args: argparse.Namespace, reference_path: Path, prediction_path: Path) -> dict[str, float]:
+    reference, prediction = read_volume(reference_path), read_volume(prediction_path)
+    if args.task == "wmh":
+        return evaluate_wmh(reference, prediction, source=prediction_path, reference_source=reference_path)
+    return evaluate_brats(
+        reference,
+        prediction,
+        convention=args.labels or AUTO,
+        lesionwise=args.lesionwise,
+        source=prediction_path,
+        reference_source=reference_path,
+    )
 
 
 def case_id(path: Path) -> str:

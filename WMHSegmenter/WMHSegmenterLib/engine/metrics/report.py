@@ -80,11 +80,12 @@ def brats_tables(lesionwise: bool) -> tuple[Table, ...]:
 
 @dataclass
 class Evaluation:
-    """The metrics of every matched case, and the cases that had no partner."""
+    """The metrics of every matched case, the cases that had no partner and those that could not be scored."""
 
     task: str
     cases: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     unmatched: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -131,6 +132,11 @@ def format_tables(evaluation: Evaluation, tables: tuple[Table, ...]) -> str:
             f"  {item['case']}: no {item['missing']} (only {item['path']})" for item in evaluation.unmatched
         )
         blocks.append(f"Unmatched cases ({len(evaluation.unmatched)}), not evaluated:\n{listed}")
+    if evaluation.failed:
+        listed = "\n".join(f"  {item['case']}: {item['error']}" for item in evaluation.failed)
+        blocks.append(
+            f"Cases that could not be scored ({len(evaluation.failed)}), not in the summary:\n{listed}"
+        )
     return "\n\n".join(blocks)
 
 
@@ -172,7 +178,7 @@ def _write_rows(
 
 
 def write_json(evaluation: Evaluation, path: str | Path, overwrite: bool = False) -> Path:
-    """``{"task", "cases": [{"case": id, metric: value}], "mean", "sd", "median", "unmatched"}``.
+    """``{"task", "cases": [{"case": id, metric: value}], "mean", "sd", "median", "unmatched", "failed"}``.
 
     NaN is written as null: JSON has no NaN, and null is what every reader understands as missing.
     """
@@ -181,6 +187,7 @@ def write_json(evaluation: Evaluation, path: str | Path, overwrite: bool = False
         "cases": [{"case": case, **_json_values(metrics)} for case, metrics in evaluation.cases],
         **{statistic: _json_values(values) for statistic, values in evaluation.summary().items()},
         "unmatched": evaluation.unmatched,
+        "failed": evaluation.failed,
     }
 
     def write(temporary: Path) -> None:
