@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sys
 from pathlib import Path
 
 from ..engine.cases import image_stem
@@ -18,6 +17,7 @@ from ..engine.labels import AUTO, CONVENTIONS
 from ..engine.metrics import evaluate_brats, evaluate_wmh
 from ..engine.metrics.report import WMH_TABLES, Evaluation, brats_tables, format_tables, write_csv, write_json
 from ..engine.volume import check_output_path, read_volume
+from .progress import print_error
 
 log = logging.getLogger("wmhseg")
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         except InputError as error:
             if args.reference is not None:
                 raise
-            print(f"wmhseg: error: {error}", file=sys.stderr)
+            print_error(error)
             evaluation.failed.append({"case": case, "error": str(error)})
     if not evaluation.cases:
         raise InputError(f"none of the {len(pairs)} cases in common could be scored", args.prediction_dir)

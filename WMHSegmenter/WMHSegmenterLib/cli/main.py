@@ -10,6 +10,7 @@ import sys
 from ..engine.allocator import keep_freed_memory
 from ..engine.errors import Cancelled, InputError
 from . import activations, demo, evaluate, models, segment, web
+from .progress import print_error
 
 SUBCOMMANDS = (models, segment, evaluate, activations, web, demo)
 #: Subcommands that serve until stopped: they give freed memory back (engine.allocator).
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as error:
-        print(f"wmhseg: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
     except Cancelled:
         print("wmhseg: cancelled", file=sys.stderr)

@@ -6,6 +6,11 @@ import json
 import sys
 
 
+def print_error(error: object) -> None:
+    """The one line a failure gets: ``wmhseg: error: <file>: <problem>`` on stderr."""
+    print(f"wmhseg: error: {error}", file=sys.stderr)
+
+
 class ProgressReporter:
     def __init__(self, json_lines: bool = False, quiet: bool = False, stream=None):
         self.json_lines = json_lines
@@ -43,4 +48,4 @@ class ProgressReporter:
         """A case that failed, at once on stderr with --quiet ("errors only"), which hides the summary
         that would list it."""
         if self.quiet:
-            print(f"wmhseg: error: {error}", file=sys.stderr)
+            print_error(error)

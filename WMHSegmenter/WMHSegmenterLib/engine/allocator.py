@@ -31,9 +31,11 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 - only glibc honours these mallopt parameters
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
+    if not hasattr(libc, "gnu_get_libc_version"):  # only glibc honours these mallopt parameters
+        return False
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, _NEVER)
+    )
