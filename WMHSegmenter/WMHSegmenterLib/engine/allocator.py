@@ -3,9 +3,10 @@
 PyTorch's CPU kernels allocate and free buffers of a few MB for every layer of every tile or training
 step. glibc hands such buffers back to the kernel as soon as they are freed, and the next step takes
 them again one zeroed page at a time: a 60-iteration WMH training epoch page-faulted 7-8 million times
-and spent a fifth of its CPU time in the kernel. Keeping freed blocks (up to glibc's largest mmap
-threshold, 32 MiB) in the heap for reuse made its iterations 13 % faster and the BraTS sample's
-segmentation about a quarter faster, for 0.1 GB more peak memory (Training/README.md, "Measured speed").
+and spent 10-11 % of its CPU time in the kernel. Keeping freed blocks (up to glibc's largest mmap
+threshold, 32 MiB) in the heap for reuse made its iterations 13 % faster and a BraTS case's segmentation
+a fifth to a quarter faster; peak memory grew by 0.1 GB on the cropped sample, not on the full-size case
+(Training/README.md, "Measured speed"; README, "Speed").
 
 Only the command-line programs ask for it: in Slicer or the web server, a long-lived process would hold
 on to its largest segmentation's memory after it.
