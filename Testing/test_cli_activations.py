@@ -80,7 +80,7 @@ def test_segment_keeps_activations_alongside_the_mask(models_env, flair, tmp_pat
     )
 
 
-def test_unknown_layer_is_a_one_line_error(models_env, flair, tmp_path, capsys):
+def test_unknown_layer_is_a_one_line_error_and_leaves_no_output_folder(models_env, flair, tmp_path, capsys):
     code = main(
         [
             "activations",
@@ -99,6 +99,32 @@ def test_unknown_layer_is_a_one_line_error(models_env, flair, tmp_path, capsys):
         code == 2
         and err.startswith("wmhseg: error: unknown layer(s) encoder.7")
         and len(err.splitlines()) == 1
+    )
+    assert not (tmp_path / "maps").exists()
+
+
+def test_segment_with_an_unknown_layer_writes_neither_mask_nor_activation_folder(
+    models_env, flair, tmp_path, capsys
+):
+    mask, folder = tmp_path / "mask.nii.gz", tmp_path / "act" / "case1"
+    code = main(
+        ["segment", "--model", "test-wmh", "--flair", str(flair), "-o", str(mask)]
+        + ["--activations", str(folder), "--layers", "encoder.7", "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("wmhseg: error: unknown layer(s) encoder.7")
+    assert not mask.exists() and not (tmp_path / "act").exists()
+
+
+def test_an_activation_folder_below_a_file_is_refused_before_any_work(models_env, flair, tmp_path, capsys):
+    code = main(
+        ["activations", "--model", "test-wmh", "--flair", str(flair), "--layers", "encoder.0"]
+        + ["--out", str(flair / "maps")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert (
+        err.strip() == f"wmhseg: error: {flair / 'maps'}: output folder cannot be created ({flair} is a file)"
     )
 
 

@@ -427,6 +427,15 @@ def test_batch_segments_every_case_keeps_going_past_a_bad_one_and_exits_2(models
     assert "2 segmented, 1 failed" in stdout and "not a readable image" in stdout
 
 
+def test_a_batch_that_finds_no_case_leaves_no_output_folder(models_env, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out" / "run1"
+    data.mkdir()
+    (data / "notes.txt").write_text("no scans here")
+    code, _, err = run_cli(capsys, "segment", "--model", "test-wmh", "--input-dir", data, "--output-dir", out)
+    assert code == 2 and "no cases found" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_quiet_batch_still_names_each_failed_case_in_one_line(models_env, tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     (data / "a").mkdir(parents=True)

@@ -11,7 +11,7 @@ from ..engine.errors import InputError
 from ..engine.montage import activation_montage
 from ..engine.overlay import AxialPlanes
 from ..engine.predictor import Predictor, Progress
-from ..engine.volume import check_output_path, make_output_folder
+from ..engine.volume import check_output_folder, check_output_path
 from .common import (
     MODALITIES,
     add_activation_options,
@@ -57,7 +57,7 @@ def run(args) -> int:
     if args.montage is not None:
         check_output_path(args.montage, args.overwrite, extensions=(".png",))
     if args.out is not None:
-        make_output_folder(args.out)
+        check_output_folder(args.out)  # created when the maps are written
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
     predictor = Predictor(bundle, device=args.device)
     progress = Progress(ProgressReporter(quiet=args.quiet))

@@ -19,6 +19,7 @@ from ..engine.quantify import bundle_statistics, write_case_statistics_csv, writ
 from ..engine.volume import (
     WRITABLE_EXTENSIONS,
     Volume,
+    check_output_folder,
     check_output_path,
     make_output_folder,
     same_file,
@@ -133,7 +134,7 @@ def check_outputs(outputs: CaseOutputs, overwrite: bool, inputs: dict[str, Path]
         check_output_path(path, overwrite, extensions=_extensions_for(path, outputs))
         checked.append(path)
     if outputs.activations is not None:
-        make_output_folder(outputs.activations)
+        check_output_folder(outputs.activations)  # created when the maps are written
 
 
 def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> tuple[float, Volume]:
@@ -194,13 +195,14 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     statistics = batch_statistics_path(args.stats, rank, world_size)
     if statistics is not None:
         check_output_path(statistics, args.overwrite, extensions=(".csv",))
-    make_output_folder(args.output_dir)
+    check_output_folder(args.output_dir)
     cases = find_cases(args.input_dir, bundle)
     if not cases:
         patterns = ", ".join(bundle.inputs[0].patterns)
         raise InputError(f"no cases found (looked for {patterns} with an image extension)", args.input_dir)
     cases = cases[rank::world_size]
     predictor = make_predictor(args, bundle)
+    make_output_folder(args.output_dir)
     results, table = [], {}
     for case in cases:
         reporter.start_case(case.id)

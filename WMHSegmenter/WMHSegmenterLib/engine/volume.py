@@ -213,6 +213,22 @@ def same_file(first: str | Path, second: str | Path) -> bool:
     return first.resolve() == second.resolve()
 
 
+def check_output_folder(path: str | Path) -> None:
+    """Fail before any work is done if :func:`make_output_folder` could not make ``path`` a writable
+    folder; nothing is created, so a command refused later (a wrong layer name) leaves no empty folder."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("output folder is a file", folder)
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"output folder cannot be created ({existing} is a file)", folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not writable" if existing == folder else "cannot be created (permission denied)"
+        raise InputError(f"output folder {problem}", folder)
+
+
 def make_output_folder(path: str | Path) -> Path:
     """The folder outputs go to, created with its parents, or refused in one line (a file in the way,
     no permission) before any work is done."""
