@@ -125,6 +125,15 @@ def test_folder_layout_reads_open_ms_like_cases(tmp_path):
         find_cases(data(root, "folder"), "wmh", ["flair"])
 
 
+def test_a_config_or_case_table_that_is_not_text_is_a_one_line_error(tmp_path, capsys):
+    gzipped = tmp_path / "config.yaml.gz"
+    gzipped.write_bytes(b"\x1f\x8b\x08\x00binary")
+    assert main(["--config", str(gzipped)]) == 2
+    assert capsys.readouterr().err == f"wmhseg-train: error: {gzipped}: not a YAML text file (not UTF-8)\n"
+    with pytest.raises(InputError, match="not a CSV text file"):
+        find_cases(data(gzipped, "csv"), "wmh", ["flair"])
+
+
 def test_csv_layout_resolves_paths_next_to_the_csv(tmp_path):
     make_folder_dataset(tmp_path / "ms", cases=2)
     table = tmp_path / "cases.csv"

@@ -122,7 +122,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     if not path.is_file():
         raise InputError("config file not found", path)
     try:
-        user = yaml.safe_load(path.read_text()) or {}
+        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise InputError("not a YAML text file (not UTF-8)", path) from None
     except yaml.YAMLError as error:
         raise InputError(f"not valid YAML ({str(error).splitlines()[0]})", path) from None
     if not isinstance(user, dict):

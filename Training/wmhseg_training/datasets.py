@@ -119,9 +119,12 @@ def read_csv(path: Path, input_names: Sequence[str]) -> list[CaseFiles]:
 
     Relative paths are relative to the CSV's folder, so a CSV can travel with its data.
     """
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise InputError("not a CSV text file (not UTF-8)", path) from None
     columns = set(reader.fieldnames or ())
     missing = [c for c in (*input_names, CSV_LABEL_COLUMN) if c not in columns]
     if missing:
