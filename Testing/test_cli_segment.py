@@ -290,6 +290,16 @@ def test_modalities_that_do_not_overlap_are_refused_by_name(models_env, tmp_path
     assert not (tmp_path / "seg.nii.gz").exists()
 
 
+def test_one_file_given_for_two_modalities_is_refused(models_env, tmp_path, capsys):
+    volume = blob_volume(shape=(16, 32, 32))
+    paths = {m: write_volume(volume, tmp_path / f"c_{m}.nii.gz") for m in ("flair", "t1", "t1ce")}
+    paths["t2"] = tmp_path / "." / "c_flair.nii.gz"  # the FLAIR again, spelled differently
+    flags = [x for m, p in paths.items() for x in (f"--{m}", p)]
+    code, _, err = run_cli(capsys, "segment", "--model", "test-brats", *flags, "-o", tmp_path / "seg.nii.gz")
+    assert_one_line_error(code, err, "c_flair.nii.gz", "given for both --flair and --t2")
+    assert not (tmp_path / "seg.nii.gz").exists()
+
+
 def test_unknown_model_is_refused(models_env, flair, tmp_path, capsys):
     code, _, err = run_cli(
         capsys, "segment", "--model", "nope", "--flair", flair, "-o", tmp_path / "m.nii.gz"

@@ -6,6 +6,7 @@ sliding-window U-Net -> probabilities back on the input grid -> labels.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from .postprocess import (
 )
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
-from .volume import Geometry, Volume, read_image
+from .volume import Geometry, Volume, read_image, same_file
 
 ProgressCallback = Callable[[str, float], None]
 
@@ -107,6 +108,11 @@ class Predictor:
     def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
         """Read and check every modality before any computation, so bad files fail fast."""
         self.check_input_names(paths)
+        for (first, first_path), (second, second_path) in itertools.combinations(paths.items(), 2):
+            if same_file(first_path, second_path):  # as Slicer refuses one volume chosen for two inputs
+                raise InputError(
+                    f"given for both --{first} and --{second}; each needs its own scan", second_path
+                )
         volumes = {}
         for index, name in enumerate(self.bundle.input_names):
             volumes[name] = read_image(paths[name])
