@@ -82,7 +82,11 @@ def add_parser(subparsers) -> None:
         help="bfloat16/float16 network arithmetic where the device has it (default: on CUDA only); "
         "2.5-3x faster on CPUs with AMX or AVX512-BF16, a few boundary voxels differ",
     )
-    parser.add_argument("--overlap", type=float, help="tile overlap, 0..0.9 (default: the model's)")
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        help="tile overlap in [0, 1): more overlap, more tiles (default: the model's)",
+    )
     parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: the model's)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stdout")
