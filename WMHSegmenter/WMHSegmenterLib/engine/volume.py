@@ -232,15 +232,12 @@ def check_output_folder(path: str | Path) -> None:
 def make_output_folder(path: str | Path) -> Path:
     """The folder outputs go to, created with its parents, or refused in one line (a file in the way,
     no permission) before any work is done."""
+    check_output_folder(path)
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise InputError("output folder is a file", folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
+    except OSError as error:  # the checks above can be overtaken (a disk full, a folder removed meanwhile)
         raise InputError(f"output folder cannot be created ({error.strerror})", folder) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError("output folder is not writable", folder)
     return folder
 
 
