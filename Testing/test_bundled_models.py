@@ -50,6 +50,7 @@ def segment_and_score(
     code = main(["segment", "--model", model, *options, "-o", str(out), "--device", "cpu", *extra])
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "wmhseg: warning" not in captured.err  # e.g. the sample's scans taken for swapped
     reference_volume, prediction = read_volume(reference), read_volume(out)
     assert prediction.geometry.matches(reference_volume.geometry)
     evaluate = evaluate_wmh if find_bundle(model).task == "wmh" else evaluate_brats

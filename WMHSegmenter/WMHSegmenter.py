@@ -299,7 +299,8 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         notes = "" if self.job.bundle.trained else " Untrained test model: the result is meaningless."
         if self.job.segmentation_node not in (None, result.segmentation_node):
             notes += " The target segmentation was edited meanwhile, so the result went to a new one."
-        self.setStatus(f"Done in {seconds:.1f} s. {statistics}.{notes}")
+        notes += "".join(f" Warning: {warning}." for warning in result.warnings)
+        self.setStatus(f"Done in {seconds:.1f} s. {statistics}.{notes}", warning=bool(result.warnings))
 
     def setRunning(self, running):
         for widget in (
@@ -319,10 +320,10 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not running:
             self.onOutputChanged(self.ui.outputSegmentationSelector.currentNode())
 
-    def setStatus(self, text, error=False):
+    def setStatus(self, text, error=False, warning=False):
         self.ui.statusLabel.text = text
-        self.ui.statusLabel.setStyleSheet("color: #d33" if error else "")
-        if error:
+        self.ui.statusLabel.setStyleSheet("color: #d33" if error else "color: #c60" if warning else "")
+        if error or warning:
             logging.warning(text)
 
     # --- dependencies -------------------------------------------------------------------------

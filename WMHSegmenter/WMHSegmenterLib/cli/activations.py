@@ -60,7 +60,8 @@ def run(args) -> int:
         check_output_folder(args.out)  # created when the maps are written
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
     predictor = Predictor(bundle, device=args.device)
-    progress = Progress(ProgressReporter(quiet=args.quiet))
+    reporter = ProgressReporter(quiet=args.quiet)
+    progress = Progress(reporter)
     volumes = predictor.read_inputs(inputs, progress)
     reference = volumes[bundle.input_names[0]]
     planes = AxialPlanes(reference)
@@ -72,6 +73,8 @@ def run(args) -> int:
     recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
+        for warning in prediction.warnings:
+            reporter.warning(warning)
         written = []
         if args.out is not None:
             written += write_activation_maps(

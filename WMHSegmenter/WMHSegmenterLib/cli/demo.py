@@ -40,7 +40,7 @@ def run(args) -> int:
         )
         reporter.start_case(f"{bundle.id} on {case}")
         case_outputs = outputs[bundle.id]
-        seconds, _ = segment.segment_case(
+        seconds, _, _ = segment.segment_case(
             segment.make_predictor(options, bundle), inputs, case_outputs, options, reporter
         )
         print(f"{bundle.id} on {case}: {seconds:.1f} s -> {', '.join(map(str, case_outputs.paths()))}")

@@ -10,7 +10,7 @@ import sys
 from ..engine.allocator import keep_freed_memory
 from ..engine.errors import Cancelled, InputError
 from . import activations, demo, evaluate, models, segment, web
-from .progress import print_error
+from .progress import print_error, print_line
 
 SUBCOMMANDS = (models, segment, evaluate, activations, web, demo)
 #: Subcommands that serve until stopped: they give freed memory back (engine.allocator).
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _OneLineWarnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"wmhseg: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        print_line(record.levelname.lower(), record.getMessage())
 
 
 def main(argv: list[str] | None = None) -> int:

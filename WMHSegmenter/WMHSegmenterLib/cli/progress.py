@@ -6,9 +6,13 @@ import json
 import sys
 
 
+def print_line(level: str, text: object) -> None:
+    """The one line a failure or a warning gets: ``wmhseg: <level>: <file>: <problem>`` on stderr."""
+    print(f"wmhseg: {level}: {text}", file=sys.stderr)
+
+
 def print_error(error: object) -> None:
-    """The one line a failure gets: ``wmhseg: error: <file>: <problem>`` on stderr."""
-    print(f"wmhseg: error: {error}", file=sys.stderr)
+    print_line("error", error)
 
 
 class ProgressReporter:
@@ -43,6 +47,12 @@ class ProgressReporter:
         """A line for people; with --json-progress it goes to stderr so stdout stays machine-readable."""
         if not self.quiet:
             print(text, file=sys.stderr if self.json_lines else sys.stdout)
+
+    def warning(self, text: str) -> None:
+        """What the user should check although the case ran: on stderr even with --quiet, and as an
+        event for programs."""
+        self.event("warning", message=text)
+        print_line("warning", text)
 
     def failure(self, error: str) -> None:
         """A case that failed, at once on stderr with --quiet ("errors only"), which hides the summary

@@ -90,7 +90,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tile-batch", type=int, help="tiles per network call (default: the model's)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stdout")
-    parser.add_argument("--quiet", action="store_true", help="print errors only")
+    parser.add_argument("--quiet", action="store_true", help="print errors and warnings only")
     parser.set_defaults(func=run)
 
 
@@ -119,7 +119,7 @@ def run(args) -> int:
     predictor = make_predictor(args, bundle)
     predictor.check_input_names(inputs)
     reporter.start_case(_case_name(inputs[bundle.input_names[0]]))
-    seconds, _ = segment_case(predictor, inputs, outputs, args, reporter)
+    seconds, _, _ = segment_case(predictor, inputs, outputs, args, reporter)
     reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
     reporter.message(f"wrote {', '.join(map(str, outputs.paths()))} ({seconds:.1f} s)")
     return 0
@@ -141,9 +141,11 @@ def check_outputs(outputs: CaseOutputs, overwrite: bool, inputs: dict[str, Path]
         check_output_folder(outputs.activations)  # created when the maps are written
 
 
-def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) -> tuple[float, Volume]:
-    """Predict one case and write every requested output atomically; returns the wall time and the
-    label map as written (in the --labels convention)."""
+def segment_case(
+    predictor, inputs: dict, outputs: CaseOutputs, args, reporter
+) -> tuple[float, Volume, tuple[str, ...]]:
+    """Predict one case and write every requested output atomically; returns the wall time, the
+    label map as written (in the --labels convention) and the warnings already reported."""
     start = time.perf_counter()
     progress = Progress(reporter)
     volumes = predictor.read_inputs(inputs, progress)
@@ -154,11 +156,13 @@ def segment_case(predictor, inputs: dict, outputs: CaseOutputs, args, reporter) 
         recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
+        for warning in prediction.warnings:
+            reporter.warning(warning)
         labels = write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
     finally:
         if recorder is not None:
             recorder.close()
-    return time.perf_counter() - start, labels
+    return time.perf_counter() - start, labels, prediction.warnings
 
 
 def write_outputs(
@@ -215,10 +219,10 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
             if case.problem:
                 raise InputError(case.problem, args.input_dir / case.id)
             check_outputs(outputs, args.overwrite, case.paths)
-            seconds, labels = segment_case(predictor, case.paths, outputs, args, reporter)
+            seconds, labels, warnings = segment_case(predictor, case.paths, outputs, args, reporter)
             if statistics is not None:
                 table[case.id] = bundle_statistics(labels, bundle, args.labels or BRATS2018)
-            results.append((case.id, "ok", f"{seconds:.1f} s"))
+            results.append((case.id, "ok", "; warning: ".join([f"{seconds:.1f} s", *warnings])))
             reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
         except InputError as error:
             results.append((case.id, "failed", str(error)))

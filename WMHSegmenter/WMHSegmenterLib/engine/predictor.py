@@ -18,6 +18,7 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import DEFAULT_MIRROR_AXES, ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
+from .modality_checks import swapped_modality_warnings
 from .postprocess import (
     clean_islands,
     foreground_probability,
@@ -44,6 +45,8 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     #: layer name -> maps on that layer's grid, when an ActivationRecorder was given
     activations: dict[str, LayerActivations] = field(default_factory=dict)
+    #: what the user should check although the case ran: one line each (e.g. inputs that look swapped)
+    warnings: tuple[str, ...] = ()
 
 
 class Progress:
@@ -146,6 +149,9 @@ class Predictor:
         start = time.perf_counter()
         reference = inputs[self.bundle.input_names[0]]
         prepared = self.prepare(inputs, sources)
+        warnings = swapped_modality_warnings(
+            prepared.image, self.bundle.input_names, prepared.region, sources
+        )
         tracker("preprocess", 1.0)
         timings["preprocess_s"] = time.perf_counter() - start
 
@@ -162,6 +168,7 @@ class Predictor:
         tracker("postprocess", 1.0)
         timings["postprocess_s"] = time.perf_counter() - start
         prediction.timings = timings
+        prediction.warnings = tuple(warnings)
         if recorder is not None:
             prediction.activations = recorder.results(prepared.image.shape[1:], prepared.geometry)
         return prediction

@@ -94,6 +94,8 @@ class Job:
     options: SegmentOptions
     segmentation_node: slicer.vtkMRMLSegmentationNode | None = None
     overwrite_edits: bool = False
+    #: input name -> the volume's name, for messages about an input (read on the main thread)
+    sources: dict[str, str] = field(default_factory=dict)
     #: set by :meth:`SegmenterLogic.run` when activations were captured; the logic takes it over in apply
     recorder: Any = None
 
@@ -116,6 +118,8 @@ class SegmentResult:
     probability_nodes: list[slicer.vtkMRMLScalarVolumeNode] = field(default_factory=list)
     activation_node: slicer.vtkMRMLScalarVolumeNode | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: what the user should check although the case ran (engine.predictor.Prediction.warnings)
+    warnings: tuple[str, ...] = ()
 
 
 class SegmenterLogic:
@@ -195,7 +199,8 @@ class SegmenterLogic:
                 Volume(volume.array.astype(np.float32), volume.geometry), node.GetName()
             )
         self.drop_activations()  # a new run: never hold two runs' maps at once
-        return Job(bundle, nodes, volumes, options, segmentation_node, overwrite_edits)
+        sources = {name: node.GetName() for name, node in nodes.items()}
+        return Job(bundle, nodes, volumes, options, segmentation_node, overwrite_edits, sources)
 
     def run(
         self,
@@ -222,7 +227,11 @@ class SegmenterLogic:
             )
         try:
             return predictor.predict(
-                job.volumes, progress=progress, should_stop=should_stop, recorder=job.recorder
+                job.volumes,
+                progress=progress,
+                should_stop=should_stop,
+                sources=job.sources,
+                recorder=job.recorder,
             )
         except BaseException:
             job.close_recorder()
@@ -278,6 +287,7 @@ class SegmenterLogic:
             probability_nodes,
             activation_node=activation_node,
             timings=dict(prediction.timings),
+            warnings=prediction.warnings,
         )
 
     def segment(

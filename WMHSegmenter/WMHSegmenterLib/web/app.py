@@ -166,7 +166,7 @@ class WebApp:
         self._offer_foregrounds(result)
         for view in self.slicer.view_manager.get_threed_views():
             view.reset_camera()
-        self._say(_summary(result, bundle, self.session.note), "success")
+        self._say(_summary(result, bundle, self.session.note), "warning" if result.warnings else "success")
         self.session.note = ""
 
     def _offer_foregrounds(self, result: SegmentResult) -> None:
@@ -298,4 +298,5 @@ def _summary(result: SegmentResult, bundle: ModelBundle, note: str) -> str:
     text = f"Done in {sum(result.timings.values()):.1f} s. {summary(result.statistics, bundle.task)}."
     if not bundle.trained:
         text += " Untrained test model: the result is meaningless."
+    text += "".join(f" Warning: {warning}." for warning in result.warnings)
     return f"{text} {note}".strip()
