@@ -1,6 +1,6 @@
 """Scans given in each other's place are named in a warning: on the real BraTS sample, in the engine,
-the CLI (single case and batch) and the Slicer logic. Swapped, the shipped model's tumour-core Dice on
-this sample falls from 0.80 to 0.09 without any error, so the warning is all the user gets."""
+the CLI (single case and batch), the Slicer logic and the training cache. Swapped, the shipped model's
+tumour-core Dice on this sample falls from 0.80 to 0.09 without any error: the warning is all a user gets."""
 # ruff: noqa: F811  (the mrml_scene fixture is imported, then requested by name)
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import pytest
 from slicer_scene import mrml_scene, slicer  # noqa: F401
 
 from conftest import make_bundle
+from wmhseg_training.cache import load_or_build
+from wmhseg_training.datasets import CaseFiles
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.modality_checks import swapped_modality_warnings
 from WMHSegmenterLib.engine.preprocessing import prepare_case
-from WMHSegmenterLib.engine.samples import sample_inputs
+from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 from WMHSegmenterLib.scene.logic import SegmenterLogic
 from WMHSegmenterLib.scene.nodes import add_volume_node
@@ -127,3 +129,18 @@ def test_slicer_logic_names_the_swapped_volumes_in_the_result(sample, coarse_bra
     result = logic.segment(coarse_brats_bundle, nodes)
     (warning,) = result.warnings
     assert "the FLAIR given (scan_flair)" in warning and "the T2 given (scan_t2)" in warning
+
+
+def test_training_names_a_case_whose_scans_look_swapped_and_not_the_others(sample, tmp_path):
+    _, paths = sample
+    label = sample_reference("brats")
+    cases = [
+        CaseFiles("right", dict(paths), label),
+        CaseFiles("swapped", given_as(paths, ("flair", "t2")), label),
+    ]
+    right, swapped = load_or_build(cases, tmp_path / "cache", "brats", NAMES, SETTINGS)
+    assert right.warnings == ()
+    (warning,) = swapped.warnings
+    assert f"the FLAIR given ({paths['t2']})" in warning
+    reopened = load_or_build(cases, tmp_path / "cache", "brats", NAMES, SETTINGS, build=False)
+    assert [case.warnings for case in reopened] == [right.warnings, swapped.warnings]

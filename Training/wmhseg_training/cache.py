@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from WMHSegmenterLib.engine import modality_checks as engine_modality_checks
 from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
 from WMHSegmenterLib.engine import resampling as engine_resampling
 from WMHSegmenterLib.engine.bundle import sha256_of
 from WMHSegmenterLib.engine.errors import InputError
+from WMHSegmenterLib.engine.modality_checks import swapped_modality_warnings
 from WMHSegmenterLib.engine.preprocessing import prepare_case
 from WMHSegmenterLib.engine.volume import Volume, make_output_folder, read_image, read_volume
 
@@ -59,6 +61,8 @@ class CachedCase:
     spacing_xyz: tuple[float, float, float]
     foreground_classes: tuple[int, ...]
     head_draw: int | None = None  # which drawn-head variant of the case; None for the scan itself
+    #: the predictor's content checks of the case's scans (e.g. FLAIR and T2 that look swapped)
+    warnings: tuple[str, ...] = ()
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -86,9 +90,10 @@ class CachedCase:
 
 
 def preprocessing_code_digest(drawn_head: bool = False) -> str:
-    """Changes whenever the engine's preprocessing changes, which must invalidate every cached case,
-    and for drawn-head variants (``drawn_head``) whenever the head drawing changes too."""
-    modules = [engine_preprocessing, engine_resampling]
+    """Changes whenever the engine's preprocessing (or the checks recorded with it) changes, which must
+    invalidate every cached case, and for drawn-head variants (``drawn_head``) whenever the head drawing
+    changes too."""
+    modules = [engine_preprocessing, engine_resampling, engine_modality_checks]
     if drawn_head:
         from .synthetic import head
 
@@ -173,13 +178,9 @@ def _build_entry(
     labels = Volume(checked_labels(label_volume.array, task, case.label), label_volume.geometry)
     if head_draw is not None:
         images, labels = _with_drawn_head(case, images, labels, input_names, head_draw)
-    prepared = prepare_case(
-        images,
-        input_names,
-        preprocessing,
-        sources={name: str(path) for name, path in case.images.items()},
-        labels=labels,
-    )
+    sources = {name: str(path) for name, path in case.images.items()}
+    prepared = prepare_case(images, input_names, preprocessing, sources=sources, labels=labels)
+    checked = head_draw is None  # a drawn head changes no scan's contrast: the case's own entry says it
     settings = _settings(task, input_names, preprocessing, head_draw)
     temporary = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temporary.mkdir()
@@ -201,6 +202,11 @@ def _build_entry(
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
             "head_draw": head_draw,
+            "warnings": (
+                swapped_modality_warnings(prepared.image, input_names, prepared.region, sources)
+                if checked
+                else []
+            ),
             "settings": settings,
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
@@ -224,6 +230,7 @@ def _open_entry(folder: Path) -> CachedCase:
         spacing_xyz=tuple(meta["spacing_xyz"]),
         foreground_classes=tuple(meta["foreground_classes"]),
         head_draw=meta.get("head_draw"),
+        warnings=tuple(meta["warnings"]),
     )
 
 

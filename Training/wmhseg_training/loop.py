@@ -418,6 +418,9 @@ def _cached_cases(config, cases, names, context, say):
 
     if context.is_main:
         cached = load_or_build(cases, *arguments, on_case=report, head_draws=head_draws)
+        for case in cached:
+            for warning in case.warnings:  # on every run, not only the one that preprocessed the case
+                say(f"{case.id}: warning: {warning}")
         distributed.barrier(context)
         return cached
     distributed.barrier(context)
