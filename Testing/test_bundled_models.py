@@ -16,11 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
+from scipy import ndimage
 
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.bundle import BUNDLED_MODELS, MODELS_ENV, find_bundle, list_bundles
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
+from WMHSegmenterLib.engine.predictor import NOTED_REMOVED_ML, removed_regions_note
 from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_volume
 
@@ -137,6 +141,26 @@ def test_shipped_brats_model_finds_the_tumour_regions_of_the_held_out_sample(cap
     )
     for region, floor in BRATS_DICE_FLOORS.items():
         assert scores[f"{region}_dice"] >= floor, scores
+
+
+def test_shipped_brats_model_names_each_region_its_island_cleaning_removed(capsys, tmp_path):
+    """Read back independently: what the probability maps hold (any region above 0.5) and the mask
+    does not, in regions of 26-connected voxels, is what the note must name from 1 ml up."""
+    _, inputs = sample_inputs("brats")
+    mask, maps = tmp_path / "seg.nii.gz", tmp_path / "probabilities.nii.gz"
+    options = [item for name, path in inputs.items() for item in (f"--{name}", str(path))]
+    argv = ["segment", "--model", BRATS_MODEL, *options, "-o", mask, "--probabilities", maps]
+    code = main([*map(str, argv), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    image = sitk.ReadImage(str(maps))
+    removed = (sitk.GetArrayFromImage(image) > 0.5).any(axis=-1) & (read_volume(mask).array == 0)
+    regions, _ = ndimage.label(removed, np.ones((3, 3, 3)))
+    volumes = np.bincount(regions.ravel())[1:] * np.prod(image.GetSpacing()) / 1000
+    told = sorted((float(v) for v in volumes if v >= NOTED_REMOVED_ML), reverse=True)
+    assert told, "this sample loses a region of 2.4 ml, so the note is exercised"
+    notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {removed_regions_note(told)}"]
 
 
 def test_demo_segments_each_sample_with_its_shipped_model(capsys, tmp_path):

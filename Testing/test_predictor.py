@@ -120,3 +120,23 @@ def test_mixed_precision_on_the_cpu_runs_bfloat16_where_the_processor_has_it(wmh
     assert mixed.amp_dtype == (torch.bfloat16 if native else None)
     assert native != np.array_equal(fast, exact)
     np.testing.assert_allclose(fast, exact, atol=0.05)
+
+
+def test_regions_the_island_cleaning_removes_from_1_ml_are_named_in_a_note(tmp_path):
+    bundle = make_bundle(tmp_path / "brats", "brats", min_island_fraction=1.0, island_measure="confidence")
+    predictor = Predictor(bundle, device="cpu")
+    shape, geometry = (40, 40, 40), Geometry.identity()  # 1 mm voxels
+    probabilities = np.zeros((3, *shape), np.float32)  # whole tumour, core, enhancing
+    probabilities[0, 2:17, 2:17, 2:17] = 0.95  # 3.4 ml, the island the network is surest of
+    probabilities[0, 25:37, 25:37, 25:37] = 0.7  # 1.7 ml
+    probabilities[0, 2:7, 30:35, 30:35] = 0.6  # 0.1 ml
+    reference, inside = Volume(np.zeros(shape, np.float32), geometry), np.ones(shape, bool)
+
+    prediction = predictor.finish(probabilities, geometry, reference, inside)
+    assert prediction.labels.array.sum() == 2 * 15**3  # only the first island is left, as edema (2)
+    assert prediction.notes == (
+        "the island cleaning removed a region of 1.7 ml apart from what it kept; "
+        "the probability maps still show it",
+    )
+    probabilities[0, 25:37] = 0.0
+    assert predictor.finish(probabilities, geometry, reference, inside).notes == ()  # 0.1 ml: untold

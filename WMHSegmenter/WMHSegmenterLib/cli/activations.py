@@ -75,6 +75,8 @@ def run(args) -> int:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
         for warning in prediction.warnings:
             reporter.warning(warning)
+        for note in prediction.notes:
+            reporter.note(note)
         written = []
         if args.out is not None:
             written += write_activation_maps(

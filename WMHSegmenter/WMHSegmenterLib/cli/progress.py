@@ -48,6 +48,11 @@ class ProgressReporter:
         if not self.quiet:
             print(text, file=sys.stderr if self.json_lines else sys.stdout)
 
+    def note(self, text: str) -> None:
+        """What the user may want to know about a result: a line for people, an event for programs."""
+        self.event("note", message=text)
+        self.message(f"note: {text}")
+
     def warning(self, text: str) -> None:
         """What the user should check although the case ran: on stderr even with --quiet, and as an
         event for programs."""

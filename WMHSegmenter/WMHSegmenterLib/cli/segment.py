@@ -158,6 +158,8 @@ def segment_case(
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
         for warning in prediction.warnings:
             reporter.warning(warning)
+        for note in prediction.notes:
+            reporter.note(note)
         labels = write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
     finally:
         if recorder is not None:

@@ -82,6 +82,16 @@ def clean_islands(
     return cleaned
 
 
+def removed_region_volumes(
+    before: np.ndarray, after: np.ndarray, spacing_zyx: tuple[float, float, float], min_ml: float
+) -> list[float]:
+    """Volumes in ml, largest first, of the regions (26-connected) labelled in ``before`` and not in
+    ``after`` from ``min_ml`` up: what a cleaning took away, for telling the user."""
+    _, sizes = _islands(((before > 0) & (after == 0)).astype(np.uint8))
+    volumes = sizes[1:] * float(np.prod(spacing_zyx)) / 1000.0
+    return sorted((float(v) for v in volumes if v >= min_ml), reverse=True)
+
+
 def removes_islands(min_component_voxels: int, min_island_fraction: float) -> bool:
     """Whether cleaning with these settings can remove anything: no island is under 1 voxel, and a
     fraction of 0 keeps every island."""

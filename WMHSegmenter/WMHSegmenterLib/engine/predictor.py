@@ -26,12 +26,17 @@ from .postprocess import (
     island_measure,
     labels_from_probabilities,
     refine_lesions_by_intensity,
+    removed_region_volumes,
 )
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
 from .volume import Geometry, Volume, read_image, same_file
 
 ProgressCallback = Callable[[str, float], None]
+
+#: Regions the island cleaning removes are told from this size up: on the 14 BraTS cases (13 trained
+#: on) the shipped model lost a region of 1.4-114 ml in 9, nearly all false, one (1.5 ml) two-thirds tumour.
+NOTED_REMOVED_ML = 1.0
 
 #: Where each stage sits on the overall 0..1 progress scale.
 STAGES = {"load": (0.0, 0.05), "preprocess": (0.05, 0.15), "network": (0.15, 0.9), "postprocess": (0.9, 1.0)}
@@ -47,6 +52,8 @@ class Prediction:
     activations: dict[str, LayerActivations] = field(default_factory=dict)
     #: what the user should check although the case ran: one line each (e.g. inputs that look swapped)
     warnings: tuple[str, ...] = ()
+    #: what the user may want to know about the result: one line each (e.g. what the cleaning removed)
+    notes: tuple[str, ...] = ()
 
 
 class Progress:
@@ -268,7 +275,7 @@ class Predictor:
             if self.islands_by_confidence
             else None
         )
-        labels = clean_islands(
+        cleaned = clean_islands(
             labels,
             self.min_component_voxels,
             self.min_island_fraction,
@@ -276,11 +283,13 @@ class Predictor:
             self.island_neck_mm,
             reference.geometry.spacing[::-1],
         )
+        removed = removed_region_volumes(labels, cleaned, reference.geometry.spacing[::-1], NOTED_REMOVED_ML)
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         return Prediction(
-            labels=reference.with_array(labels),
+            labels=reference.with_array(cleaned),
             probabilities=reference.with_array(kept[0] if len(kept) == 1 else kept),
             channel_names=names,
+            notes=(removed_regions_note(removed),) if removed else (),
         )
 
     @staticmethod
@@ -289,3 +298,15 @@ class Predictor:
         inside = resample(region, reference.geometry, reference.shape, linear=False).array > 0
         zscores = zscore(reference.array.astype(np.float32, copy=False), inside)
         return refine_lesions_by_intensity(probability, zscores)
+
+
+def removed_regions_note(volumes_ml: list[float]) -> str:
+    """What the island cleaning took away, in words: the probability maps still show it."""
+    sizes = [f"{volume:.1f}" for volume in volumes_ml]
+    if len(sizes) == 1:
+        what, them = f"a region of {sizes[0]} ml", "it"
+    else:
+        what, them = f"{len(sizes)} regions of {', '.join(sizes[:-1])} and {sizes[-1]} ml", "them"
+    return (
+        f"the island cleaning removed {what} apart from what it kept; the probability maps still show {them}"
+    )

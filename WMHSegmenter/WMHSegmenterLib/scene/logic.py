@@ -118,8 +118,9 @@ class SegmentResult:
     probability_nodes: list[slicer.vtkMRMLScalarVolumeNode] = field(default_factory=list)
     activation_node: slicer.vtkMRMLScalarVolumeNode | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    #: what the user should check although the case ran (engine.predictor.Prediction.warnings)
+    #: what the user should check although the case ran, and may want to know (engine.predictor.Prediction)
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class SegmenterLogic:
@@ -288,6 +289,7 @@ class SegmenterLogic:
             activation_node=activation_node,
             timings=dict(prediction.timings),
             warnings=prediction.warnings,
+            notes=prediction.notes,
         )
 
     def segment(
