@@ -31,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from WMHSegmenterLib.engine import modality_checks as engine_modality_checks
+from WMHSegmenterLib.engine import input_checks as engine_input_checks
 from WMHSegmenterLib.engine import preprocessing as engine_preprocessing
 from WMHSegmenterLib.engine import resampling as engine_resampling
 from WMHSegmenterLib.engine.bundle import sha256_of
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.modality_checks import swapped_modality_warnings
-from WMHSegmenterLib.engine.preprocessing import prepare_case
+from WMHSegmenterLib.engine.input_checks import input_warnings
+from WMHSegmenterLib.engine.preprocessing import PreparedCase, prepare_case
+from WMHSegmenterLib.engine.tasks import SKULL_STRIPPED_TASKS
 from WMHSegmenterLib.engine.volume import Volume, make_output_folder, read_image, read_volume
 
 from .datasets import CaseFiles, checked_labels
@@ -93,7 +94,7 @@ def preprocessing_code_digest(drawn_head: bool = False) -> str:
     """Changes whenever the engine's preprocessing (or the checks recorded with it) changes, which must
     invalidate every cached case, and for drawn-head variants (``drawn_head``) whenever the head drawing
     changes too."""
-    modules = [engine_preprocessing, engine_resampling, engine_modality_checks]
+    modules = [engine_preprocessing, engine_resampling, engine_input_checks]
     if drawn_head:
         from .synthetic import head
 
@@ -202,11 +203,7 @@ def _build_entry(
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
             "head_draw": head_draw,
-            "warnings": (
-                swapped_modality_warnings(prepared.image, input_names, prepared.region, sources)
-                if checked
-                else []
-            ),
+            "warnings": _input_warnings(prepared, images, input_names, sources, task) if checked else [],
             "settings": settings,
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
@@ -219,6 +216,15 @@ def _build_entry(
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _input_warnings(
+    prepared: PreparedCase, images: dict[str, Volume], input_names: Sequence[str], sources, task: str
+) -> list[str]:
+    """The predictor's checks of the case's scans (swapped, a skull where the task has none)."""
+    skull_stripped = task in SKULL_STRIPPED_TASKS
+    reference = images[input_names[0]]
+    return input_warnings(prepared.image, input_names, prepared.region, sources, reference, skull_stripped)
 
 
 def _open_entry(folder: Path) -> CachedCase:

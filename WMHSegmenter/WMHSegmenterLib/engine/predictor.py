@@ -18,7 +18,7 @@ from .activations import ActivationRecorder, LayerActivations
 from .bundle import DEFAULT_MIRROR_AXES, ModelBundle
 from .device import mixed_precision_dtype, resolve_device
 from .errors import InputError
-from .modality_checks import swapped_modality_warnings
+from .input_checks import input_warnings
 from .postprocess import (
     clean_islands,
     foreground_probability,
@@ -30,6 +30,7 @@ from .postprocess import (
 )
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
+from .tasks import SKULL_STRIPPED_TASKS
 from .volume import Geometry, Volume, read_image, same_file
 
 ProgressCallback = Callable[[str, float], None]
@@ -156,8 +157,13 @@ class Predictor:
         start = time.perf_counter()
         reference = inputs[self.bundle.input_names[0]]
         prepared = self.prepare(inputs, sources)
-        warnings = swapped_modality_warnings(
-            prepared.image, self.bundle.input_names, prepared.region, sources
+        warnings = input_warnings(
+            prepared.image,
+            self.bundle.input_names,
+            prepared.region,
+            sources,
+            reference,
+            skull_stripped=self.bundle.task in SKULL_STRIPPED_TASKS,
         )
         tracker("preprocess", 1.0)
         timings["preprocess_s"] = time.perf_counter() - start

@@ -78,6 +78,11 @@ _TASKS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Tasks whose data are skull-stripped (BraTS is distributed so): their models never saw a skull, and a
+#: scan with one is warned of (engine.input_checks.skull_warning).
+SKULL_STRIPPED_TASKS = frozenset({"brats"})
+
+
 def task_metadata(task: str) -> dict[str, Any]:
     """A fresh copy of the task's inputs and outputs sections for a model.json."""
     if task not in _TASKS:

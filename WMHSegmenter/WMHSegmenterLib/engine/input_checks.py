@@ -1,9 +1,9 @@
-"""Content checks of a case's modalities: two scans given in each other's place.
+"""Content checks of a case's scans, for what runs without error and segments wrongly.
 
-Swapped inputs run without any error and segment wrongly: on the bundled BraTS sample, FLAIR and T2
-swapped took tumour-core Dice from 0.80 to 0.09 (43 ml of core where there are 2), T1 and T1ce swapped
-took enhancing-tumour Dice from 0.68 to 0.39. File names do not settle which scan is which (a series
-named "T2" may be a T2-FLAIR), so the images are asked, from the physics of the sequences:
+**Two scans given in each other's place.** On the bundled BraTS sample, FLAIR and T2 swapped took
+tumour-core Dice from 0.80 to 0.09 (43 ml of core where there are 2), T1 and T1ce swapped took
+enhancing-tumour Dice from 0.68 to 0.39. File names do not settle which scan is which (a series named
+"T2" may be a T2-FLAIR), so the images are asked, from the physics of the sequences:
 
 - CSF is dark on T1 and on FLAIR and bright on T2, so inside the brain a FLAIR's intensity ranks go
   with the T1's more than a T2's do.
@@ -13,9 +13,21 @@ named "T2" may be a T2-FLAIR), so the images are asked, from the physics of the 
 Measured through the BraTS bundle's preprocessing on the 14 BraTS 2018 cases and the two open_ms
 patients (T1post as the T1ce): in the right order the FLAIR's rank correlation with the T1 exceeds the
 T2's by 0.12 to 0.88 (0.12 to 0.80 with the T1ce in the T1's place) and the skewness is 1.2 to 5.9;
-swapped, both change sign, so all 16 pass and all 32 swaps are caught. The checks warn, they do not
-refuse: a sequence unlike these may break their rule, and the reader knows the series. Other swaps
-(a T1 given as FLAIR, say) are not checked.
+swapped, both change sign, so all 16 pass and all 32 swaps are caught. Other swaps (a T1 given as
+FLAIR, say) are not checked.
+
+**A skull on a scan for a model that never saw one** (BraTS data are skull-stripped). The brain mask
+the WMH model relies on (``preprocessing.brain_mask``) covers most of a skull-stripped FLAIR's head
+mask and about half of a FLAIR with a head: on a 3 mm grid 0.82 to 0.96 of it on the same 16 FLAIRs,
+0.39 to 0.57 with a head drawn around each (``scripts/skull_composite.py``, seed 20261202); no real
+skull-on FLAIR with a glioma was at hand. With a head drawn around the BraTS sample's FLAIR, the
+shipped BraTS model's whole-tumour Dice fell from 0.77 to 0.17 (321 ml marked where there are 38: the
+z-score taken over the head shifts the whole brain), and the swap check above flagged FLAIR and T2
+falsely: its statistics were measured on stripped brains, so a scan with its skull gets the skull
+warning alone.
+
+The checks warn, they do not refuse: a scan unlike these may break their rule, and the reader knows
+the series.
 """
 
 from __future__ import annotations
@@ -25,10 +37,34 @@ from pathlib import Path
 
 import numpy as np
 
+from .preprocessing import background_level, brain_mask, head_mask, working_grid
+from .resampling import resample
+from .volume import Volume
+
 #: Rank correlations are estimated on at most this many brain voxels (evenly spaced, so repeatable).
 MAX_SAMPLES = 200_000
+#: Below this share of the head in the brain mask, a scan is taken to have its skull (measured above).
+SKULL_STRIPPED_MIN_BRAIN_SHARE = 0.7
+#: The grid the share is measured on, mm: the measurement above used it; 0.18 s for a BraTS FLAIR
+#: (2 mm: 0.6-0.9 s, the same separation).
+SKULL_CHECK_GRID_MM = 3.0
 #: How the warnings name each input.
 INPUT_LABELS = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
+
+
+def input_warnings(
+    image: np.ndarray,
+    names: Sequence[str],
+    region: np.ndarray,
+    sources: Mapping[str, str | Path],
+    reference: Volume,
+    skull_stripped: bool,
+) -> list[str]:
+    """Every check's warning for one case. ``reference``: the first input as read (its FLAIR);
+    ``skull_stripped``: whether the model's data were (then a skull is checked for first)."""
+    if skull_stripped and (skull := skull_warning(reference, sources.get(names[0], names[0]))):
+        return [skull]
+    return swapped_modality_warnings(image, names, region, sources)
 
 
 def swapped_modality_warnings(
@@ -89,3 +125,25 @@ def _standardized(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float64, copy=False)
     spread = values.std()
     return (values - values.mean()) / spread if spread > 0 else values - values.mean()
+
+
+def skull_warning(flair: Volume, source: str | Path) -> str | None:
+    """A line naming ``source`` when its FLAIR looks skull-on: for models trained on stripped brains."""
+    share = brain_share_of_head(flair)
+    if share >= SKULL_STRIPPED_MIN_BRAIN_SHARE:
+        return None
+    return (
+        f"{source} looks like a scan with its skull (the brain is {share:.0%} of the head): this model was "
+        "trained on skull-stripped scans and segments skull-on ones wrongly; strip the skull first"
+    )
+
+
+def brain_share_of_head(flair: Volume) -> float:
+    """The share of a FLAIR's head mask that its brain mask covers: near 1 when skull-stripped."""
+    geometry, shape = working_grid(flair, (SKULL_CHECK_GRID_MM,) * 3)
+    air = background_level(flair.array)
+    coarse = resample(flair, geometry, shape, default=air).array.astype(np.float32, copy=False) - np.float32(
+        air
+    )
+    head = head_mask(coarse)
+    return float(brain_mask(coarse, geometry.spacing[::-1]).sum() / max(int(head.sum()), 1))

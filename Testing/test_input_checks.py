@@ -1,6 +1,7 @@
-"""Scans given in each other's place are named in a warning: on the real BraTS sample, in the engine,
-the CLI (single case and batch), the Slicer logic and the training cache. Swapped, the shipped model's
-tumour-core Dice on this sample falls from 0.80 to 0.09 without any error: the warning is all a user gets."""
+"""Scans given in each other's place, or with a skull for a model that never saw one, are named in a
+warning: on the real BraTS sample, in the engine, the CLI (single case and batch), the Slicer logic and
+the training cache. Swapped, the shipped model's tumour-core Dice on this sample falls from 0.80 to 0.09
+without any error: the warning is all a user gets."""
 # ruff: noqa: F811  (the mrml_scene fixture is imported, then requested by name)
 
 from __future__ import annotations
@@ -8,15 +9,19 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from slicer_scene import mrml_scene, slicer  # noqa: F401
 
 from conftest import make_bundle
 from wmhseg_training.cache import load_or_build
 from wmhseg_training.datasets import CaseFiles
+from wmhseg_training.synthetic.head import draw_head_around_brain
 from WMHSegmenterLib.cli.main import main
-from WMHSegmenterLib.engine.modality_checks import swapped_modality_warnings
+from WMHSegmenterLib.engine.input_checks import skull_warning, swapped_modality_warnings
+from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.preprocessing import prepare_case
+from WMHSegmenterLib.engine.resampling import resample
 from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_image, read_volume
 from WMHSegmenterLib.scene.logic import SegmenterLogic
@@ -144,3 +149,28 @@ def test_training_names_a_case_whose_scans_look_swapped_and_not_the_others(sampl
     assert f"the FLAIR given ({paths['t2']})" in warning
     reopened = load_or_build(cases, tmp_path / "cache", "brats", NAMES, SETTINGS, build=False)
     assert [case.warnings for case in reopened] == [right.warnings, swapped.warnings]
+
+
+@pytest.fixture(scope="module")
+def sample_with_a_head(sample):
+    """The sample's FLAIR with a head drawn around it (the training augmentation's drawer, not the
+    composite script the threshold was measured with); the other scans stay skull-stripped, padded."""
+    volumes, paths = sample
+    flair = volumes["flair"]
+    no_labels = flair.with_array(np.zeros(flair.shape, np.uint8))
+    head, _ = draw_head_around_brain(flair, no_labels, np.random.default_rng(0))
+    on_its_grid = {name: resample(volume, head.geometry, head.shape) for name, volume in volumes.items()}
+    return {**on_its_grid, "flair": head}, {**paths, "flair": "flair_with_head.nii.gz"}
+
+
+def test_a_skull_stripped_flair_gets_no_skull_warning(sample):
+    volumes, paths = sample
+    assert skull_warning(volumes["flair"], paths["flair"]) is None
+
+
+def test_a_flair_with_its_head_is_named_in_the_skull_warning_alone(sample_with_a_head, coarse_brats_bundle):
+    volumes, paths = sample_with_a_head
+    prediction = Predictor(coarse_brats_bundle, device="cpu").predict(volumes, sources=paths)
+    (warning,) = prediction.warnings  # the swap check, measured on stripped brains, is not asked
+    assert warning.startswith("flair_with_head.nii.gz looks like a scan with its skull")
+    assert "strip the skull first" in warning
