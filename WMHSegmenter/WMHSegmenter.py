@@ -299,7 +299,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         notes = "" if self.job.bundle.trained else " Untrained test model: the result is meaningless."
         if self.job.segmentation_node not in (None, result.segmentation_node):
             notes += " The target segmentation was edited meanwhile, so the result went to a new one."
-        notes += "".join(f" Note: {note}." for note in result.notes)
+        notes += "".join(f" Note: {line}." for line in result.notes)
         notes += "".join(f" Warning: {warning}." for warning in result.warnings)
         self.setStatus(f"Done in {seconds:.1f} s. {statistics}.{notes}", warning=bool(result.warnings))
 

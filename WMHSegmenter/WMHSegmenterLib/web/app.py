@@ -298,6 +298,6 @@ def _summary(result: SegmentResult, bundle: ModelBundle, note: str) -> str:
     text = f"Done in {sum(result.timings.values()):.1f} s. {summary(result.statistics, bundle.task)}."
     if not bundle.trained:
         text += " Untrained test model: the result is meaningless."
-    text += "".join(f" Note: {note}." for note in result.notes)
+    text += "".join(f" Note: {line}." for line in result.notes)
     text += "".join(f" Warning: {warning}." for warning in result.warnings)
     return f"{text} {note}".strip()
