@@ -300,8 +300,8 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.job.segmentation_node not in (None, result.segmentation_node):
             notes += " The target segmentation was edited meanwhile, so the result went to a new one."
         notes += "".join(f" Note: {line}." for line in result.notes)
-        notes += "".join(f" Warning: {warning}." for warning in result.warnings)
-        self.setStatus(f"Done in {seconds:.1f} s. {statistics}.{notes}", warning=bool(result.warnings))
+        warnings = "".join(f" Warning: {warning}." for warning in result.warnings)  # first: most important
+        self.setStatus(f"Done in {seconds:.1f} s.{warnings} {statistics}.{notes}", warning=bool(warnings))
 
     def setRunning(self, running):
         for widget in (

@@ -295,9 +295,10 @@ def _model_title(bundle: ModelBundle) -> str:
 
 
 def _summary(result: SegmentResult, bundle: ModelBundle, note: str) -> str:
-    text = f"Done in {sum(result.timings.values()):.1f} s. {summary(result.statistics, bundle.task)}."
+    text = f"Done in {sum(result.timings.values()):.1f} s."
+    text += "".join(f" Warning: {warning}." for warning in result.warnings)  # first: most important
+    text += f" {summary(result.statistics, bundle.task)}."
     if not bundle.trained:
         text += " Untrained test model: the result is meaningless."
     text += "".join(f" Note: {line}." for line in result.notes)
-    text += "".join(f" Warning: {warning}." for warning in result.warnings)
     return f"{text} {note}".strip()
