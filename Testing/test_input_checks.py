@@ -134,6 +134,8 @@ def test_slicer_logic_names_the_swapped_volumes_in_the_result(sample, coarse_bra
     result = logic.segment(coarse_brats_bundle, nodes)
     (warning,) = result.warnings
     assert "the FLAIR given (scan_flair)" in warning and "the T2 given (scan_t2)" in warning
+    message = result.message(coarse_brats_bundle)  # the Slicer and browser status: the warning first
+    assert message.startswith("Done in") and message.index(warning) < message.index("Necrotic")
 
 
 def test_training_names_a_case_whose_scans_look_swapped_and_not_the_others(sample, tmp_path):

@@ -294,14 +294,10 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showLabelsRadioButton.checked = True
         self.showLayers(fit=True)
         self.fillActivationSelectors()
-        statistics = summary(result.statistics, self.job.bundle.task)
-        seconds = sum(result.timings.values())
-        notes = "" if self.job.bundle.trained else " Untrained test model: the result is meaningless."
+        text = result.message(self.job.bundle)
         if self.job.segmentation_node not in (None, result.segmentation_node):
-            notes += " The target segmentation was edited meanwhile, so the result went to a new one."
-        notes += "".join(f" Note: {line}." for line in result.notes)
-        warnings = "".join(f" Warning: {warning}." for warning in result.warnings)  # first: most important
-        self.setStatus(f"Done in {seconds:.1f} s.{warnings} {statistics}.{notes}", warning=bool(warnings))
+            text += " The target segmentation was edited meanwhile, so the result went to a new one."
+        self.setStatus(text, warning=bool(result.warnings))
 
     def setRunning(self, running):
         for widget in (

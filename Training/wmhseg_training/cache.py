@@ -37,8 +37,7 @@ from WMHSegmenterLib.engine import resampling as engine_resampling
 from WMHSegmenterLib.engine.bundle import sha256_of
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.input_checks import input_warnings
-from WMHSegmenterLib.engine.preprocessing import PreparedCase, prepare_case
-from WMHSegmenterLib.engine.tasks import SKULL_STRIPPED_TASKS
+from WMHSegmenterLib.engine.preprocessing import prepare_case
 from WMHSegmenterLib.engine.volume import Volume, make_output_folder, read_image, read_volume
 
 from .datasets import CaseFiles, checked_labels
@@ -203,7 +202,7 @@ def _build_entry(
             "spacing_xyz": list(prepared.geometry.spacing),
             "foreground_classes": present,
             "head_draw": head_draw,
-            "warnings": _input_warnings(prepared, images, input_names, sources, task) if checked else [],
+            "warnings": input_warnings(task, images, input_names, prepared, sources) if checked else [],
             "settings": settings,
             "sources": {name: str(path) for name, path in [*case.images.items(), ("label", case.label)]},
         }
@@ -216,15 +215,6 @@ def _build_entry(
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-
-
-def _input_warnings(
-    prepared: PreparedCase, images: dict[str, Volume], input_names: Sequence[str], sources, task: str
-) -> list[str]:
-    """The predictor's checks of the case's scans (swapped, a skull where the task has none)."""
-    skull_stripped = task in SKULL_STRIPPED_TASKS
-    reference = images[input_names[0]]
-    return input_warnings(prepared.image, input_names, prepared.region, sources, reference, skull_stripped)
 
 
 def _open_entry(folder: Path) -> CachedCase:

@@ -73,10 +73,7 @@ def run(args) -> int:
     recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
-        for warning in prediction.warnings:
-            reporter.warning(warning)
-        for note in prediction.notes:
-            reporter.note(note)
+        reporter.remarks(prediction)
         written = []
         if args.out is not None:
             written += write_activation_maps(

@@ -48,6 +48,13 @@ class ProgressReporter:
         if not self.quiet:
             print(text, file=sys.stderr if self.json_lines else sys.stdout)
 
+    def remarks(self, prediction) -> None:
+        """A prediction's warnings and notes (engine.predictor.Prediction), each in its line."""
+        for warning in prediction.warnings:
+            self.warning(warning)
+        for note in prediction.notes:
+            self.note(note)
+
     def note(self, text: str) -> None:
         """What the user may want to know about a result: a line for people, an event for programs."""
         self.event("note", message=text)

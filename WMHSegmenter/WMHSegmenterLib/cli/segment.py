@@ -156,10 +156,7 @@ def segment_case(
         recorder = predictor.activation_recorder(layers, gradcam_classes(views), args.region)
     try:
         prediction = predictor.predict(volumes, progress, sources=inputs, recorder=recorder)
-        for warning in prediction.warnings:
-            reporter.warning(warning)
-        for note in prediction.notes:
-            reporter.note(note)
+        reporter.remarks(prediction)
         labels = write_outputs(prediction, volumes[bundle.input_names[0]], bundle, outputs, args, views)
     finally:
         if recorder is not None:

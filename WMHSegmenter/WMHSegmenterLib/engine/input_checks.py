@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocessing import background_level, brain_mask, head_mask, working_grid
-from .resampling import resample
+from .preprocessing import PreparedCase, brain_mask, head_mask, resampled_with_air_at_zero
+from .resampling import working_grid
+from .tasks import SKULL_STRIPPED_TASKS
 from .volume import Volume
 
 #: Rank correlations are estimated on at most this many brain voxels (evenly spaced, so repeatable).
@@ -53,18 +54,19 @@ INPUT_LABELS = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
 
 
 def input_warnings(
-    image: np.ndarray,
+    task: str,
+    inputs: Mapping[str, Volume],
     names: Sequence[str],
-    region: np.ndarray,
+    prepared: PreparedCase,
     sources: Mapping[str, str | Path],
-    reference: Volume,
-    skull_stripped: bool,
 ) -> list[str]:
-    """Every check's warning for one case. ``reference``: the first input as read (its FLAIR);
-    ``skull_stripped``: whether the model's data were (then a skull is checked for first)."""
-    if skull_stripped and (skull := skull_warning(reference, sources.get(names[0], names[0]))):
+    """Every check's warning for one case of ``task``: ``inputs`` as read, ``prepared`` from them by
+    ``prepare_case``. For a task whose data are skull-stripped a skull is checked for first, on the
+    first input (its FLAIR)."""
+    first = names[0]
+    if task in SKULL_STRIPPED_TASKS and (skull := skull_warning(inputs[first], sources.get(first, first))):
         return [skull]
-    return swapped_modality_warnings(image, names, region, sources)
+    return swapped_modality_warnings(prepared.image, names, prepared.region, sources)
 
 
 def swapped_modality_warnings(
@@ -151,9 +153,6 @@ def skull_warning(flair: Volume, source: str | Path) -> str | None:
 def brain_share_of_head(flair: Volume) -> float:
     """The share of a FLAIR's head mask that its brain mask covers: near 1 when skull-stripped."""
     geometry, shape = working_grid(flair, (SKULL_CHECK_GRID_MM,) * 3)
-    air = background_level(flair.array)
-    coarse = resample(flair, geometry, shape, default=air).array.astype(np.float32, copy=False) - np.float32(
-        air
-    )
+    coarse = resampled_with_air_at_zero(flair, geometry, shape)
     head = head_mask(coarse)
     return float(brain_mask(coarse, geometry.spacing[::-1]).sum() / max(int(head.sum()), 1))

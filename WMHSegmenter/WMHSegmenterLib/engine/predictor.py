@@ -30,7 +30,6 @@ from .postprocess import (
 )
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
-from .tasks import SKULL_STRIPPED_TASKS
 from .volume import Geometry, Volume, read_image, same_file
 
 ProgressCallback = Callable[[str, float], None]
@@ -157,14 +156,7 @@ class Predictor:
         start = time.perf_counter()
         reference = inputs[self.bundle.input_names[0]]
         prepared = self.prepare(inputs, sources)
-        warnings = input_warnings(
-            prepared.image,
-            self.bundle.input_names,
-            prepared.region,
-            sources,
-            reference,
-            skull_stripped=self.bundle.task in SKULL_STRIPPED_TASKS,
-        )
+        warnings = input_warnings(self.bundle.task, inputs, self.bundle.input_names, prepared, sources)
         tracker("preprocess", 1.0)
         timings["preprocess_s"] = time.perf_counter() - start
 

@@ -193,6 +193,14 @@ class PreparedCase:
     region: np.ndarray | None = None  # (z, y, x) bool: where the z-score was taken (head or brain)
 
 
+def resampled_with_air_at_zero(volume: Volume, geometry: Geometry, shape: Sequence[int]) -> np.ndarray:
+    """``volume`` on the grid (``geometry``, ``shape``) as float32, shifted so its air is 0, as
+    :func:`head_mask` and :func:`brain_mask` expect; outside the volume is air too."""
+    air = background_level(volume.array)
+    on_grid = resample(volume, geometry, shape, default=air).array.astype(np.float32, copy=False)
+    return on_grid - np.float32(air) if air else on_grid
+
+
 def prepare_case(
     inputs: Mapping[str, Volume],
     input_names: Sequence[str],
@@ -214,12 +222,8 @@ def prepare_case(
     for name in input_names[1:]:
         check_overlap(reference, inputs[name], sources[name])
     geometry, shape = working_grid(reference, settings.get("spacing_xyz_mm", (None, None, None)))
-    channels = []
-    for name in input_names:
-        air = background_level(inputs[name].array)
-        on_grid = resample(inputs[name], geometry, shape, default=air).array.astype(np.float32, copy=False)
-        # air at 0 for the masks; the z-score below does not see the shift
-        channels.append(on_grid - np.float32(air) if air else on_grid)
+    # air at 0 for the masks; the z-score below does not see the shift
+    channels = [resampled_with_air_at_zero(inputs[name], geometry, shape) for name in input_names]
     mask = brain_mask(channels[0], geometry.spacing[::-1]) if within_brain else head_mask(channels[0])
     margin_mm = float(settings.get("crop_margin_mm", 10.0))
     box = bounding_box(mask, [int(np.ceil(margin_mm / s)) for s in geometry.spacing[::-1]])

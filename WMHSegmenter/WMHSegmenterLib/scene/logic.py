@@ -25,7 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, task_regions
+from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, summary, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
     DEFAULT_OPACITY,
@@ -121,6 +121,16 @@ class SegmentResult:
     #: what the user should check although the case ran, and may want to know (engine.predictor.Prediction)
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def message(self, bundle: ModelBundle) -> str:
+        """What Segment reports, in Slicer and in the browser: the time, warnings first (the most
+        important), the statistics, whether the model is untrained, then notes."""
+        text = f"Done in {sum(self.timings.values()):.1f} s."
+        text += "".join(f" Warning: {line}." for line in self.warnings)
+        text += f" {summary(self.statistics, bundle.task)}."
+        if not bundle.trained:
+            text += " Untrained test model: the result is meaningless."
+        return text + "".join(f" Note: {line}." for line in self.notes)
 
 
 class SegmenterLogic:

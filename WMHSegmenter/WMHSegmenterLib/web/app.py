@@ -23,7 +23,7 @@ from trame_slicer.segmentation import SegmentationDisplay, SegmentationOpacityEn
 
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.errors import Cancelled, InputError
-from ..engine.quantify import count_heading, summary
+from ..engine.quantify import count_heading
 from ..scene.activations import color_node_id, set_foreground_opacity, show_in_slice_views
 from ..scene.logic import REGIONS_ROLE, SegmenterLogic, SegmentOptions, SegmentResult
 from .layout import Page
@@ -166,7 +166,8 @@ class WebApp:
         self._offer_foregrounds(result)
         for view in self.slicer.view_manager.get_threed_views():
             view.reset_camera()
-        self._say(_summary(result, bundle, self.session.note), "warning" if result.warnings else "success")
+        message = f"{result.message(bundle)} {self.session.note}".strip()
+        self._say(message, "warning" if result.warnings else "success")
         self.session.note = ""
 
     def _offer_foregrounds(self, result: SegmentResult) -> None:
@@ -292,13 +293,3 @@ class WebApp:
 def _model_title(bundle: ModelBundle) -> str:
     trained = "" if bundle.trained else ", untrained"
     return f"{bundle.meta.get('name', bundle.id)} ({bundle.task}, {bundle.version}{trained})"
-
-
-def _summary(result: SegmentResult, bundle: ModelBundle, note: str) -> str:
-    text = f"Done in {sum(result.timings.values()):.1f} s."
-    text += "".join(f" Warning: {warning}." for warning in result.warnings)  # first: most important
-    text += f" {summary(result.statistics, bundle.task)}."
-    if not bundle.trained:
-        text += " Untrained test model: the result is meaningless."
-    text += "".join(f" Note: {line}." for line in result.notes)
-    return f"{text} {note}".strip()
