@@ -143,24 +143,29 @@ def test_shipped_brats_model_finds_the_tumour_regions_of_the_held_out_sample(cap
         assert scores[f"{region}_dice"] >= floor, scores
 
 
-def test_shipped_brats_model_names_each_region_its_island_cleaning_removed(capsys, tmp_path):
+def test_shipped_brats_model_names_and_writes_each_region_its_island_cleaning_removed(capsys, tmp_path):
     """Read back independently: what the probability maps hold (any region above 0.5) and the mask
-    does not, in regions of 26-connected voxels, is what the note must name from 1 ml up."""
+    does not, in regions of 26-connected voxels, is what the note must name from 1 ml up, and what
+    --removed must hold, each voxel labelled as the maps say (core inside enhancing inside whole)."""
     _, inputs = sample_inputs("brats")
-    mask, maps = tmp_path / "seg.nii.gz", tmp_path / "probabilities.nii.gz"
+    mask, maps, removed = tmp_path / "seg.nii.gz", tmp_path / "probabilities.nii.gz", tmp_path / "r.nii.gz"
     options = [item for name, path in inputs.items() for item in (f"--{name}", str(path))]
     argv = ["segment", "--model", BRATS_MODEL, *options, "-o", mask, "--probabilities", maps]
-    code = main([*map(str, argv), "--device", "cpu"])
+    code = main([*map(str, argv), "--removed", str(removed), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     image = sitk.ReadImage(str(maps))
-    removed = (sitk.GetArrayFromImage(image) > 0.5).any(axis=-1) & (read_volume(mask).array == 0)
-    regions, _ = ndimage.label(removed, np.ones((3, 3, 3)))
-    volumes = np.bincount(regions.ravel())[1:] * np.prod(image.GetSpacing()) / 1000
-    told = sorted((float(v) for v in volumes if v >= NOTED_REMOVED_ML), reverse=True)
+    whole, core, enhancing = np.moveaxis(sitk.GetArrayFromImage(image) > 0.5, -1, 0)
+    lost = (whole | core | enhancing) & (read_volume(mask).array == 0)
+    regions, _ = ndimage.label(lost, np.ones((3, 3, 3)))
+    volumes = np.bincount(regions.ravel()) * np.prod(image.GetSpacing()) / 1000
+    told = sorted((float(v) for v in volumes[1:] if v >= NOTED_REMOVED_ML), reverse=True)
     assert told, "this sample loses a region of 2.4 ml, so the note is exercised"
     notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
     assert notes == [f"note: {removed_regions_note(told)}"]
+    expected = np.select([enhancing, core, whole], [4, 1, 2], 0)
+    expected[(regions == 0) | (volumes < NOTED_REMOVED_ML)[regions]] = 0
+    np.testing.assert_array_equal(read_volume(removed).array, expected)
 
 
 def test_demo_segments_each_sample_with_its_shipped_model(capsys, tmp_path):

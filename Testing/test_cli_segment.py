@@ -38,7 +38,7 @@ def assert_one_line_error(code, err, *fragments):
         assert str(fragment) in lines[0]
 
 
-def test_segment_writes_mask_probabilities_statistics_and_overlay_on_the_input_grid(
+def test_segment_writes_mask_probabilities_statistics_overlay_and_removed_regions_on_the_input_grid(
     models_env, flair, tmp_path, capsys
 ):
     out = tmp_path / "out"
@@ -58,14 +58,18 @@ def test_segment_writes_mask_probabilities_statistics_and_overlay_on_the_input_g
         out / "s.csv",
         "--overlay",
         out / "o.png",
+        "--removed",
+        out / "r.nii.gz",
     )
     assert code == 0, stdout
     mask, image = read_volume(out / "mask.nrrd"), read_volume(flair)
     assert mask.shape == image.shape and mask.geometry.matches(image.geometry, tolerance=1e-6)
     assert read_volume(out / "p.nii.gz").geometry.matches(image.geometry, tolerance=1e-6)
+    removed = read_volume(out / "r.nii.gz")
+    assert removed.geometry.matches(image.geometry, tolerance=1e-6) and not (removed.array & mask.array).any()
     assert (out / "s.csv").read_text().startswith("label,name,voxels,volume_ml,components")
     assert (out / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in out.iterdir()) == ["mask.nrrd", "o.png", "p.nii.gz", "s.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["mask.nrrd", "o.png", "p.nii.gz", "r.nii.gz", "s.csv"]
 
 
 def test_ras_nifti_written_by_another_tool_gets_a_mask_with_the_same_affine(models_env, tmp_path, capsys):
@@ -506,7 +510,11 @@ def test_batch_refuses_options_that_name_one_cases_file(models_env, tmp_path, ca
     data.mkdir()
     write_volume(blob_volume(), data / "a_flair.nii.gz")
     batch = ["segment", "--model", "test-wmh", "--input-dir", data, "--output-dir", tmp_path / "out"]
-    for option in (["--probabilities", tmp_path / "p.nii.gz"], ["--flair", data / "a_flair.nii.gz"]):
+    for option in (
+        ["--probabilities", tmp_path / "p.nii.gz"],
+        ["--removed", tmp_path / "r.nii.gz"],
+        ["--flair", data / "a_flair.nii.gz"],
+    ):
         code, _, err = run_cli(capsys, *batch, *option)
         assert_one_line_error(code, err, f"{option[0]} is for one case")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

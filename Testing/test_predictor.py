@@ -122,7 +122,7 @@ def test_mixed_precision_on_the_cpu_runs_bfloat16_where_the_processor_has_it(wmh
     np.testing.assert_allclose(fast, exact, atol=0.05)
 
 
-def test_regions_the_island_cleaning_removes_from_1_ml_are_named_in_a_note(tmp_path):
+def test_regions_the_island_cleaning_removes_from_1_ml_are_named_in_a_note_and_kept_apart(tmp_path):
     bundle = make_bundle(tmp_path / "brats", "brats", min_island_fraction=1.0, island_measure="confidence")
     predictor = Predictor(bundle, device="cpu")
     shape, geometry = (40, 40, 40), Geometry.identity()  # 1 mm voxels
@@ -138,5 +138,10 @@ def test_regions_the_island_cleaning_removes_from_1_ml_are_named_in_a_note(tmp_p
         "the island cleaning removed a region of 1.7 ml apart from what it kept; "
         "the probability maps still show it",
     )
+    removed = np.zeros(shape, np.uint8)
+    removed[25:37, 25:37, 25:37] = 2  # the 1.7 ml region with the label it had; the 0.1 ml one is untold
+    np.testing.assert_array_equal(prediction.removed.array, removed)
+    assert prediction.removed.geometry == geometry
     probabilities[0, 25:37] = 0.0
-    assert predictor.finish(probabilities, geometry, reference, inside).notes == ()  # 0.1 ml: untold
+    untold = predictor.finish(probabilities, geometry, reference, inside)
+    assert untold.notes == () and untold.removed is None and untold.labels.array.sum() == 2 * 15**3

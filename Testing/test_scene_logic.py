@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from slicer_scene import mrml_scene, slicer  # noqa: F401
 
-from conftest import blob_volume, oblique_geometry
+from conftest import blob_volume, make_bundle, oblique_geometry
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
 from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.quantify import label_statistics
@@ -224,6 +224,46 @@ def test_brats_overlay_toggles_between_labels_and_regions(brats_case, mrml_scene
     assert logic.show_overlay(node, "regions") is regions
     with pytest.raises(ValueError):
         logic.show_overlay(node, "heatmap")
+
+
+def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outlined(mrml_scene, tmp_path):
+    bundle = make_bundle(tmp_path / "brats", "brats", min_island_fraction=1.0, island_measure="confidence")
+    logic = SegmenterLogic(mrml_scene.scene, list_models=lambda: [bundle])
+    shape = (40, 40, 40)
+    nodes = {
+        name: add_volume_node(mrml_scene.scene, blob_volume(shape, oblique_geometry(), seed=i), f"B_{name}")
+        for i, name in enumerate(MODALITIES)
+    }
+    job = logic.prepare(bundle, nodes, SegmentOptions(device="cpu"))
+    reference, inside = job.volumes["flair"], np.ones(shape, bool)
+    probabilities = np.zeros((3, *shape), np.float32)  # whole tumour, core, enhancing
+    probabilities[0, 2:17, 2:17, 2:17] = 0.95  # kept: the island the network is surest of
+    probabilities[:2, 25:37, 25:37, 25:37] = 0.7  # removed: core, 5.1 ml on the oblique grid
+    predictor = Predictor(bundle, device="cpu")
+    result = logic.apply(job, predictor.finish(probabilities, reference.geometry, reference, inside))
+
+    node, removed = result.segmentation_node, result.removed_node
+    expected = np.zeros(shape, np.uint8)
+    expected[25:37, 25:37, 25:37] = 1
+    np.testing.assert_array_equal(read_labels(removed, nodes["flair"]), expected)
+    assert removed.GetName() == f"{node.GetName()} removed by cleaning"
+    assert not removed.GetDisplayNode().GetVisibility() and node.GetDisplayNode().GetVisibility()
+    assert "Note: the island cleaning removed a region of 5.1 ml" in result.message(bundle)
+    assert result.message(bundle).endswith("The overlay 'Removed by cleaning' outlines the removed regions.")
+    assert logic.show_overlay(node, "removed") is removed
+    display = removed.GetDisplayNode()
+    assert display.GetVisibility() and node.GetDisplayNode().GetVisibility()
+    assert display.GetVisibility2DOutline() and not display.GetVisibility2DFill()
+    assert logic.show_overlay(node, "labels") is node and not display.GetVisibility()
+
+    probabilities[:, 25:37] = 0.0  # a run that removes nothing takes the earlier removal away
+    job = logic.prepare(bundle, nodes, SegmentOptions(device="cpu"), node)
+    again = logic.apply(job, predictor.finish(probabilities, reference.geometry, reference, inside))
+    assert again.segmentation_node is node and again.removed_node is None
+    assert mrml_scene.scene.GetNodeByID(removed.GetID()) is None and logic.removed_node(node) is None
+    assert "Removed by cleaning" not in again.message(bundle)
+    with pytest.raises(InputError, match="removed no region of 1 ml or more"):
+        logic.show_overlay(node, "removed")
 
 
 def test_regions_are_refused_for_wmh(wmh_case):

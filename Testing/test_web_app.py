@@ -19,12 +19,14 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # befo
 from slicer_scene import slicer  # noqa: E402
 
 from conftest import blob_volume, make_bundle  # noqa: E402
+from WMHSegmenterLib.engine.bundle import find_bundle  # noqa: E402
 from WMHSegmenterLib.engine.volume import write_volume  # noqa: E402
 from WMHSegmenterLib.scene.logic import REGIONS_ROLE  # noqa: E402
 from WMHSegmenterLib.scene.segmentation import oriented_image, read_labels, segment_id  # noqa: E402
 from WMHSegmenterLib.web.app import WebApp  # noqa: E402
 
 SHAPE = (12, 32, 28)
+BRATS_MODEL = "brats-glioma"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,11 @@ def loop():
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, loop):
     models, data = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("data")
-    bundles = [make_bundle(models / "test-brats", "brats"), make_bundle(models / "test-wmh", "wmh")]
+    bundles = [
+        make_bundle(models / "test-brats", "brats"),
+        make_bundle(models / "test-wmh", "wmh"),
+        find_bundle(BRATS_MODEL),
+    ]
     for seed, modality in enumerate(("flair", "t1", "t1ce", "t2")):
         write_volume(blob_volume(SHAPE, seed=seed), data / f"Brats_7_{modality}.nii.gz")
     app = WebApp(data, server="test_web_app", list_models=lambda: bundles)
@@ -192,3 +198,24 @@ def test_save_names_the_file_pair_holding_edits_kept_beside_a_newer_result(app, 
         message.startswith("Saved Brats_7_seg")
         and f"; your edits of '{edited.GetName()}' as Brats_7_seg" in message
     )
+
+
+def test_the_region_the_shipped_models_cleaning_removed_is_offered_as_an_outline_overlay(app, loop):
+    """The shipped BraTS model removes a 2.4 ml region from its sample (test_bundled_models): the page
+    says so, offers the overlay, and shows it outlined beside the labels."""
+    data = app.panel.data
+    change(app, model_id=BRATS_MODEL, keep_activations=False, keep_probabilities=False)
+    change(app, case_key="sample:brats")
+    app.open_case()
+    app.segment()
+    settle(loop, app)
+    assert data.has_removed and "Removed by cleaning" in data.message, data.message
+    segmentation = app.session.segmentation
+    removed = app.session.logic.removed_node(segmentation)
+    assert not removed.GetDisplayNode().GetVisibility()
+    change(app, overlay="removed")
+    assert removed.GetDisplayNode().GetVisibility() and segmentation.GetDisplayNode().GetVisibility()
+    assert removed.GetDisplayNode().GetVisibility2DOutline()
+    assert not removed.GetDisplayNode().GetVisibility2DFill()
+    change(app, overlay="labels")
+    assert not removed.GetDisplayNode().GetVisibility()

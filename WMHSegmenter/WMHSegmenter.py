@@ -106,6 +106,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.outputSegmentationSelector.currentNodeChanged.connect(self.onOutputChanged)
         self.ui.showRegionsRadioButton.toggled.connect(self.onOverlayChanged)
+        self.ui.showRemovedRadioButton.toggled.connect(self.onOverlayChanged)
         self.ui.showProbabilityCheckBox.toggled.connect(lambda checked: self.showLayers())
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.updateStatisticsButton.clicked.connect(self.onUpdateStatistics)
@@ -155,7 +156,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self.bundles:
             self.ui.modelComboBox.addItem("No model installed")
         self.ui.modelComboBox.blockSignals(False)
-        self.ui.overlayWidget.setVisible(task == "brats")
+        self.showOverlayChoices()
         self.onModelChanged()
 
     def onModelChanged(self):
@@ -292,6 +293,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def showResult(self, result):
         self.ui.outputSegmentationSelector.setCurrentNode(result.segmentation_node)
         self.ui.showLabelsRadioButton.checked = True
+        self.showOverlayChoices()
         self.showLayers(fit=True)
         self.fillActivationSelectors()
         text = result.message(self.job.bundle)
@@ -388,13 +390,28 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         made_here = node is not None and self.logic.input_node(node) is not None
         self.ui.resultsCollapsibleButton.enabled = made_here
         self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node) if made_here else None)
+        self.showOverlayChoices()
+
+    def showOverlayChoices(self):
+        """Tumor regions for brain-tumor results; what the cleaning removed where it removed a region."""
+        node = self.ui.outputSegmentationSelector.currentNode()
+        brats = self.ui.taskComboBox.currentData == "brats"
+        removed = node is not None and self.logic.removed_node(node) is not None
+        self.ui.showLabelsRadioButton.text = "Labels (NCR / ED / ET)" if brats else "Labels"
+        self.ui.showRegionsRadioButton.setVisible(brats)
+        self.ui.showRemovedRadioButton.setVisible(removed)
+        self.ui.overlayWidget.setVisible(brats or removed)
 
     def onOverlayChanged(self):
         node = self.ui.outputSegmentationSelector.currentNode()
         if node is None or self.logic.input_node(node) is None:
             return
-        overlay = "regions" if self.ui.showRegionsRadioButton.checked else "labels"
-        with slicer.util.tryWithErrorDisplay("Could not show the tumor regions.", waitCursor=True):
+        overlay = "labels"
+        if self.ui.showRegionsRadioButton.checked:
+            overlay = "regions"
+        elif self.ui.showRemovedRadioButton.checked:
+            overlay = "removed"
+        with slicer.util.tryWithErrorDisplay("Could not show the overlay.", waitCursor=True):
             self.logic.show_overlay(node, overlay)
 
     def showLayers(self, fit=False):

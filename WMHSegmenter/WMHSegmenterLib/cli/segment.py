@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..engine.bundle import ModelBundle, find_bundle
 from ..engine.cases import find_cases
 from ..engine.device import DEVICE_CHOICES
@@ -42,10 +44,12 @@ class CaseOutputs:
     statistics: Path | None = None
     overlay: Path | None = None
     activations: Path | None = None  # a folder
+    removed: Path | None = None
 
     def paths(self) -> list[Path]:
         """The files to check before work starts (the activations folder is made by ``check_outputs``)."""
-        return [p for p in (self.mask, self.probabilities, self.statistics, self.overlay) if p is not None]
+        files = (self.mask, self.probabilities, self.statistics, self.overlay, self.removed)
+        return [p for p in files if p is not None]
 
 
 def add_parser(subparsers) -> None:
@@ -66,6 +70,12 @@ def add_parser(subparsers) -> None:
         "--overlay",
         type=Path,
         help="also write a PNG of the axial plane with the most foreground (image | overlay)",
+    )
+    parser.add_argument(
+        "--removed",
+        type=Path,
+        help="also write, as a label map, the regions of 1 ml or more the island cleaning removed "
+        "(empty when it removed none): a removed region can be true lesion",
     )
     parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
     add_activation_options(parser)
@@ -112,7 +122,9 @@ def run(args) -> int:
     if args.output is None:
         raise InputError("give -o/--output (or --input-dir and --output-dir for a batch)")
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
-    outputs = CaseOutputs(args.output, args.probabilities, args.stats, args.overlay, args.activations)
+    outputs = CaseOutputs(
+        args.output, args.probabilities, args.stats, args.overlay, args.activations, args.removed
+    )
     if args.activations is not None:
         parse_layers_and_views(args)
     check_outputs(outputs, args.overwrite, inputs)
@@ -167,12 +179,16 @@ def segment_case(
 def write_outputs(
     prediction, reference, bundle: ModelBundle, outputs: CaseOutputs, args, activation_views: list[str]
 ) -> Volume:
-    labels, convention = prediction.labels, args.labels or BRATS2018
-    if convention != BRATS2018:
-        labels = labels.with_array(convert_convention(labels.array, convention, BRATS2018).astype("uint8"))
+    convention = args.labels or BRATS2018
+    labels = in_convention(prediction.labels, convention)
     write_volume(labels, outputs.mask, args.overwrite)
     if outputs.probabilities is not None:
         write_volume(prediction.probabilities, outputs.probabilities, args.overwrite)
+    if outputs.removed is not None:
+        removed = prediction.removed
+        if removed is None:
+            removed = prediction.labels.with_array(np.zeros_like(prediction.labels.array))
+        write_volume(in_convention(removed, convention), outputs.removed, args.overwrite)
     if outputs.statistics is not None:
         write_statistics_csv(
             bundle_statistics(labels, bundle, convention), outputs.statistics, args.overwrite
@@ -190,6 +206,13 @@ def write_outputs(
             args.overwrite,
         )
     return labels
+
+
+def in_convention(labels: Volume, convention: str) -> Volume:
+    """Engine labels (BraTS 2018 numbering) as the user asked for them with --labels."""
+    if convention == BRATS2018:
+        return labels
+    return labels.with_array(convert_convention(labels.array, convention, BRATS2018).astype("uint8"))
 
 
 def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
@@ -248,6 +271,7 @@ SINGLE_CASE_OPTIONS = {
     "--probabilities": "probabilities",
     "--overlay": "overlay",
     "--activations": "activations",
+    "--removed": "removed",
 }
 
 

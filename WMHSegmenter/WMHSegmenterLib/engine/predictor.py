@@ -26,7 +26,7 @@ from .postprocess import (
     island_measure,
     labels_from_probabilities,
     refine_lesions_by_intensity,
-    removed_region_volumes,
+    removed_regions,
 )
 from .preprocessing import PreparedCase, prepare_case, zscore
 from .resampling import resample
@@ -54,6 +54,9 @@ class Prediction:
     warnings: tuple[str, ...] = ()
     #: what the user may want to know about the result: one line each (e.g. what the cleaning removed)
     notes: tuple[str, ...] = ()
+    #: the regions the island cleaning removed that a note names (from NOTED_REMOVED_ML), with the
+    #: labels they had, on the input grid; None when it removed none
+    removed: Volume | None = None
 
 
 class Progress:
@@ -281,13 +284,18 @@ class Predictor:
             self.island_neck_mm,
             reference.geometry.spacing[::-1],
         )
-        removed = removed_region_volumes(labels, cleaned, reference.geometry.spacing[::-1], NOTED_REMOVED_ML)
+        removed, volumes = (
+            (None, [])
+            if cleaned is labels
+            else removed_regions(labels, cleaned, reference.geometry.spacing[::-1], NOTED_REMOVED_ML)
+        )
         names = tuple(c.name for c in self.bundle.output_channels[foreground])
         return Prediction(
             labels=reference.with_array(cleaned),
             probabilities=reference.with_array(kept[0] if len(kept) == 1 else kept),
             channel_names=names,
-            notes=(removed_regions_note(removed),) if removed else (),
+            removed=reference.with_array(removed) if volumes else None,
+            notes=(removed_regions_note(volumes),) if volumes else (),
         )
 
     @staticmethod

@@ -50,8 +50,9 @@ INPUT_ROLE = f"{ATTRIBUTE}.Input."
 PROBABILITY_ROLE = f"{ATTRIBUTE}.Probability"
 STATISTICS_ROLE = f"{ATTRIBUTE}.Statistics"
 REGIONS_ROLE = f"{ATTRIBUTE}.Regions"
+REMOVED_ROLE = f"{ATTRIBUTE}.Removed"
 ACTIVATION_ROLE = f"{ATTRIBUTE}.Activation"
-OVERLAYS = ("labels", "regions")
+OVERLAYS = ("labels", "regions", "removed")
 
 PredictorFactory = Callable[[ModelBundle, str, bool], Any]
 
@@ -117,6 +118,8 @@ class SegmentResult:
     statistics: list[LabelStatistics]
     probability_nodes: list[slicer.vtkMRMLScalarVolumeNode] = field(default_factory=list)
     activation_node: slicer.vtkMRMLScalarVolumeNode | None = None
+    #: the regions the island cleaning removed that a note names, hidden until the "removed" overlay
+    removed_node: slicer.vtkMRMLSegmentationNode | None = None
     timings: dict[str, float] = field(default_factory=dict)
     #: what the user should check although the case ran, and may want to know (engine.predictor.Prediction)
     warnings: tuple[str, ...] = ()
@@ -130,7 +133,10 @@ class SegmentResult:
         text += f" {summary(self.statistics, bundle.task)}."
         if not bundle.trained:
             text += " Untrained test model: the result is meaningless."
-        return text + "".join(f" Note: {line}." for line in self.notes)
+        text += "".join(f" Note: {line}." for line in self.notes)
+        if self.removed_node is not None:
+            text += " The overlay 'Removed by cleaning' outlines the removed regions."
+        return text
 
 
 class SegmenterLogic:
@@ -284,6 +290,7 @@ class SegmenterLogic:
             node.SetNodeReferenceID(INPUT_ROLE + name, input_node.GetID())
         probability_nodes = self._write_probabilities(node, job, prediction)
         activation_node = self._keep_activations(node, job, prediction)
+        removed_node = self._write_removed(node, job, prediction)
         regions = node.GetNodeReference(REGIONS_ROLE)
         if regions is not None:
             write_regions(regions, prediction.labels.array, reference)
@@ -297,6 +304,7 @@ class SegmenterLogic:
             rows,
             probability_nodes,
             activation_node=activation_node,
+            removed_node=removed_node,
             timings=dict(prediction.timings),
             warnings=prediction.warnings,
             notes=prediction.notes,
@@ -414,14 +422,22 @@ class SegmenterLogic:
             self._activations.close()
             self._activations = None
 
-    def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
-        """Show tumor labels (NCR/ED/ET) or the nested regions (WT/TC/ET) made from the current labels.
+    def removed_node(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode
+    ) -> slicer.vtkMRMLSegmentationNode | None:
+        return segmentation_node.GetNodeReference(REMOVED_ROLE)
 
-        Returns the node now shown. Regions are recomputed each time, so they follow the user's edits.
+    def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
+        """Show tumor labels (NCR/ED/ET), the nested regions (WT/TC/ET) made from the current labels, or
+        the labels with the regions the island cleaning removed outlined beside them.
+
+        Returns the node now shown (for "removed", the removed regions). Regions are recomputed each
+        time, so they follow the user's edits.
         """
         if overlay not in OVERLAYS:
             raise ValueError(f"overlay must be one of {OVERLAYS}, got {overlay!r}")
         regions = segmentation_node.GetNodeReference(REGIONS_ROLE)
+        removed = self.removed_node(segmentation_node)
         if overlay == "regions":
             if self.task(segmentation_node) != "brats":
                 raise InputError("tumor regions exist only for brain-tumor segmentations")
@@ -433,11 +449,19 @@ class SegmenterLogic:
                 segmentation_node.SetNodeReferenceID(REGIONS_ROLE, regions.GetID())
             reference = self._require_reference(segmentation_node)
             write_regions(regions, read_labels(segmentation_node, reference), reference)
-        shown = regions if overlay == "regions" else segmentation_node
-        for node in (segmentation_node, regions):
+        if overlay == "removed" and removed is None:
+            raise InputError(
+                f"the island cleaning removed no region of 1 ml or more from '{segmentation_node.GetName()}'"
+            )
+        shown = {
+            "labels": (segmentation_node,),
+            "regions": (regions,),
+            "removed": (segmentation_node, removed),
+        }[overlay]
+        for node in (segmentation_node, regions, removed):
             if node is not None and node.GetDisplayNode() is not None:
-                node.GetDisplayNode().SetVisibility(node is shown)
-        return shown
+                node.GetDisplayNode().SetVisibility(node in shown)
+        return shown[-1]
 
     def save_training_case(
         self,
@@ -494,6 +518,29 @@ class SegmenterLogic:
             segmentation_node.AddNodeReferenceID(PROBABILITY_ROLE, node.GetID())
             nodes.append(node)
         return nodes
+
+    def _write_removed(self, segmentation_node, job: Job, prediction):
+        """What the island cleaning removed (the regions its note names) in a segmentation of its own,
+        drawn as outlines and hidden until asked for: a reader can look, and copy a true region back
+        with the Segment Editor. A run that removed none takes away an earlier run's."""
+        node = self.removed_node(segmentation_node)
+        if prediction.removed is None:
+            if node is not None:
+                segmentation_node.RemoveNodeReferenceIDs(REMOVED_ROLE)
+                self.scene.RemoveNode(node)
+            return None
+        name = f"{segmentation_node.GetName()} removed by cleaning"
+        if node is None:
+            node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+            node.SetAttribute(OUTPUT_ATTRIBUTE, "removed")
+            segmentation_node.SetNodeReferenceID(REMOVED_ROLE, node.GetID())
+        node.SetName(name)
+        write_labels(node, prediction.removed.array, job.reference, job.bundle.labels)
+        display = node.GetDisplayNode()
+        display.SetVisibility2DFill(False)
+        display.SetVisibility2DOutline(True)
+        display.SetVisibility(False)
+        return node
 
     def _keep_activations(self, segmentation_node, job: Job, prediction):
         """Keep a run's maps and show the first layer's mean; without maps, remove a stale volume."""

@@ -161,6 +161,7 @@ class WebApp:
         self.session.logic.show_overlay(node, "labels")
         data = self.panel.data
         data.has_result, data.is_brats, data.overlay = True, bundle.task == "brats", "labels"
+        data.has_removed = result.removed_node is not None
         data.statistics = statistics_rows(result.statistics)
         data.count_heading = count_heading(bundle.task)
         self._offer_foregrounds(result)

@@ -47,7 +47,8 @@ class PanelState:
     message_type: str = "info"  # a v-alert type: info, success, warning, error
     has_result: bool = False
     is_brats: bool = False
-    overlay: str = "labels"  # or "regions"
+    has_removed: bool = False  # the island cleaning removed a region the status names
+    overlay: str = "labels"  # or "regions", "removed"
     foregrounds: list[dict] = field(default_factory=list)
     foreground: str = "none"
     foreground_opacity: float = 0.5
@@ -191,14 +192,15 @@ class Page:
         v.VDivider(classes="my-3")
         with v.VRadioGroup(
             id="wmh-overlay",
-            v_if=(name.is_brats,),
+            v_if=(f"{name.is_brats} || {name.has_removed}",),
             v_model=(name.overlay,),
             inline=True,
             density="compact",
             hide_details=True,
         ):
             v.VRadio(label="Tumor labels", value="labels")
-            v.VRadio(label="Regions WT/TC/ET", value="regions")
+            v.VRadio(v_if=(name.is_brats,), label="Regions WT/TC/ET", value="regions")
+            v.VRadio(v_if=(name.has_removed,), label="Removed by cleaning", value="removed")
         SegmentDisplayUI(typed_state=self.display, variant="flat", density="compact")
         v.VSelect(
             id="wmh-foreground",
