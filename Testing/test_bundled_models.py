@@ -24,7 +24,8 @@ from scipy import ndimage
 from WMHSegmenterLib.cli.main import main
 from WMHSegmenterLib.engine.bundle import BUNDLED_MODELS, MODELS_ENV, find_bundle, list_bundles
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
-from WMHSegmenterLib.engine.predictor import NOTED_REMOVED_ML, removed_regions_note
+from WMHSegmenterLib.engine.postprocess import NOTED_REMOVED_ML
+from WMHSegmenterLib.engine.predictor import removed_regions_note
 from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_volume
 

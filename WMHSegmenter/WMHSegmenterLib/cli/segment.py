@@ -16,6 +16,7 @@ from ..engine.device import DEVICE_CHOICES
 from ..engine.errors import InputError
 from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
+from ..engine.postprocess import NOTED_REMOVED_ML
 from ..engine.predictor import Predictor, Progress
 from ..engine.quantify import bundle_statistics, write_case_statistics_csv, write_statistics_csv
 from ..engine.volume import (
@@ -74,8 +75,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--removed",
         type=Path,
-        help="also write, as a label map, the regions of 1 ml or more the island cleaning removed "
-        "(empty when it removed none): a removed region can be true lesion",
+        help=f"also write, as a label map, the regions of {NOTED_REMOVED_ML:g} ml or more the island "
+        "cleaning removed (empty when it removed none): a removed region can be true lesion",
     )
     parser.add_argument("--activations", type=Path, metavar="DIR", help="also keep activation maps here")
     add_activation_options(parser)

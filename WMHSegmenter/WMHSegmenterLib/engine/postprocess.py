@@ -84,6 +84,12 @@ def clean_islands(
     return cleaned
 
 
+#: Regions the island cleaning removes are told (and kept apart) from this size up: on the 14 BraTS
+#: cases (13 trained on) the shipped model lost a region of 1.4-114 ml in 9, nearly all false, one
+#: (1.5 ml) two-thirds tumour.
+NOTED_REMOVED_ML = 1.0
+
+
 def removed_regions(
     before: np.ndarray, after: np.ndarray, spacing_zyx: tuple[float, float, float], min_ml: float
 ) -> tuple[np.ndarray, list[float]]:

@@ -25,6 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
+from ..engine.postprocess import NOTED_REMOVED_ML
 from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, summary, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
@@ -451,7 +452,8 @@ class SegmenterLogic:
             write_regions(regions, read_labels(segmentation_node, reference), reference)
         if overlay == "removed" and removed is None:
             raise InputError(
-                f"the island cleaning removed no region of 1 ml or more from '{segmentation_node.GetName()}'"
+                f"the island cleaning removed no region of {NOTED_REMOVED_ML:g} ml or more from "
+                f"'{segmentation_node.GetName()}'"
             )
         shown = {
             "labels": (segmentation_node,),
@@ -521,8 +523,9 @@ class SegmenterLogic:
 
     def _write_removed(self, segmentation_node, job: Job, prediction):
         """What the island cleaning removed (the regions its note names) in a segmentation of its own,
-        drawn as outlines and hidden until asked for: a reader can look, and copy a true region back
-        with the Segment Editor. A run that removed none takes away an earlier run's."""
+        drawn as outlines and hidden until asked for: a reader can look, and copy a true region into the
+        result in the Segmentations module (its segments carry their label values). A run that removed
+        none takes away an earlier run's."""
         node = self.removed_node(segmentation_node)
         if prediction.removed is None:
             if node is not None:
