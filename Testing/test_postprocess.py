@@ -10,7 +10,12 @@ import pytest
 from conftest import make_bundle
 from WMHSegmenterLib.engine.bundle import ModelBundle
 from WMHSegmenterLib.engine.errors import InputError
-from WMHSegmenterLib.engine.postprocess import clean_islands, foreground_probability, island_fraction
+from WMHSegmenterLib.engine.postprocess import (
+    clean_islands,
+    foreground_probability,
+    island_fraction,
+    largest_island_centre,
+)
 from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
@@ -211,3 +216,11 @@ def test_a_bundle_with_a_neck_cuts_the_joined_false_region_on_the_input_grid(tmp
         kept[neck] = predicted.labels.array
     assert kept[0][:, :, 14:].any()
     assert kept[3][:, :, 14:].sum() == 0 and (kept[3][1:10, 1:10, 1:10] == 2).all()
+
+
+def test_the_largest_islands_centre_is_where_the_views_go_and_none_without_islands():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:4, 2:4, 2:4] = 1  # 8 voxels
+    labels[10:15, 6:9, 12:20] = 2  # 120 voxels, centre (12, 7, 15.5)
+    np.testing.assert_allclose(largest_island_centre(labels), (12.0, 7.0, 15.5))
+    assert largest_island_centre(np.zeros_like(labels)) is None

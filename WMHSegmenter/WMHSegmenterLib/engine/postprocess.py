@@ -104,6 +104,15 @@ def removed_regions(
     return labels, sorted((float(v) for v in volumes[shown]), reverse=True)
 
 
+def largest_island_centre(labels: np.ndarray) -> np.ndarray | None:
+    """The mean voxel index (z, y, x) of the largest island (26-connected), None without any: where to
+    put the views so a reader sees it."""
+    components, sizes = _islands(labels)
+    if not sizes.any():
+        return None
+    return np.argwhere(components == np.argmax(sizes)).mean(axis=0)
+
+
 def removes_islands(min_component_voxels: int, min_island_fraction: float) -> bool:
     """Whether cleaning with these settings can remove anything: no island is under 1 voxel, and a
     fraction of 0 keeps every island."""

@@ -25,7 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.postprocess import NOTED_REMOVED_ML
+from ..engine.postprocess import NOTED_REMOVED_ML, largest_island_centre
 from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, summary, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
@@ -38,7 +38,7 @@ from .activations import (
     show_in_slice_views,
     view_spec,
 )
-from .nodes import set_array_on_grid_of, volume_from_node, world_geometry
+from .nodes import LPS_TO_RAS, set_array_on_grid_of, volume_from_node, world_geometry
 from .segmentation import edited_fingerprint, is_edited, label_names, read_labels, write_labels, write_regions
 from .statistics import fill_statistics_table
 
@@ -430,7 +430,8 @@ class SegmenterLogic:
 
     def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
         """Show tumor labels (NCR/ED/ET), the nested regions (WT/TC/ET) made from the current labels, or
-        the labels with the regions the island cleaning removed outlined beside them.
+        the labels with the regions the island cleaning removed outlined beside them (the slice views
+        then pass through the largest).
 
         Returns the node now shown (for "removed", the removed regions). Regions are recomputed each
         time, so they follow the user's edits.
@@ -463,6 +464,8 @@ class SegmenterLogic:
         for node in (segmentation_node, regions, removed):
             if node is not None and node.GetDisplayNode() is not None:
                 node.GetDisplayNode().SetVisibility(node in shown)
+        if overlay == "removed":
+            self._slices_through_largest(removed, self._require_reference(segmentation_node))
         return shown[-1]
 
     def save_training_case(
@@ -544,6 +547,14 @@ class SegmenterLogic:
         display.SetVisibility2DOutline(True)
         display.SetVisibility(False)
         return node
+
+    def _slices_through_largest(self, segmentation_node, reference) -> None:
+        """Move every slice view to the largest region of ``segmentation_node``: a removed region lies
+        apart from the tumour, often outside the slices shown."""
+        centre = largest_island_centre(read_labels(segmentation_node, reference))
+        if centre is not None:
+            lps = world_geometry(reference).index_to_world(centre[None])[0]
+            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *(LPS_TO_RAS @ lps))
 
     def _keep_activations(self, segmentation_node, job: Job, prediction):
         """Keep a run's maps and show the first layer's mean; without maps, remove a stale volume."""
