@@ -168,6 +168,16 @@ def run_cli(model: str, inputs: dict[str, Path], folder: Path, *extra: str) -> d
     return {"end_to_end_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stages": stages}
 
 
+def repeated(runs: list[dict]) -> dict:
+    """Several fresh-process runs as one result: the median run's time and stages, every run's time,
+    and the largest peak memory. A 2-core machine's time varies by up to 2 s from run to run."""
+    ordered = sorted(runs, key=lambda run: run["end_to_end_s"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["end_to_end_runs_s"] = [run["end_to_end_s"] for run in runs]
+    median["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    return median
+
+
 def matmul_flops_per_s(size: int = 2048, repeats: int = 10) -> float:
     """This machine's dense float32 matrix-multiply throughput: the ceiling a convolution can approach."""
     import torch
@@ -303,7 +313,15 @@ def main() -> None:
     parser.add_argument("--brats-patch", type=int, nargs=3, default=[96, 96, 96], metavar=("Z", "Y", "X"))
     parser.add_argument("--brats-overlap", type=float, default=0.25)
     parser.add_argument("--scenario", choices=SCENARIOS, action="append", help="run only these (repeatable)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="fresh-process runs per scenario and precision (median reported)",
+    )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     report = {"date": datetime.date.today().isoformat(), "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="wmhseg-benchmark-") as temporary:
@@ -318,22 +336,29 @@ def main() -> None:
         report["scenarios"] = {}
         for name in args.scenario or SCENARIOS:
             task = SCENARIOS[name][0]
-            result = run_cli(models[task], inputs[name], folder)
+            default_runs, mixed_runs = [], []
+            for _ in range(args.repeat):  # alternating, as the machine's speed drifts
+                default_runs.append(run_cli(models[task], inputs[name], folder))
+                mixed_runs.append(run_cli(models[task], inputs[name], folder, "--mixed-precision"))
+            result = repeated(default_runs)
             result.update(network_analysis(models[task], inputs[name]))
-            mixed_run = run_cli(models[task], inputs[name], folder, "--mixed-precision")
-            result["mixed_precision"].update(mixed_run)
+            result["mixed_precision"].update(repeated(mixed_runs))
             result["achieved_flops_per_s"] = result["network_flops"] / result["stages"]["network_s"]
             result["flops_ratio_to_matmul"] = result["achieved_flops_per_s"] / report["matmul_flops_per_s"]
             for settings in (result, result["mixed_precision"]):
                 settings["meets_time_and_memory_targets"] = (
-                    settings["end_to_end_s"] <= TARGETS_S[name] and settings["peak_rss_mb"] <= TARGET_PEAK_MB
+                    max(settings["end_to_end_runs_s"]) <= TARGETS_S[name]
+                    and settings["peak_rss_mb"] <= TARGET_PEAK_MB
                 )
                 settings["meets_monai_speedup_target"] = (
                     settings["ratio_to_monai"] <= 0.6 and settings["dice_vs_monai"] >= 0.999
                 )
             report["scenarios"][name] = result
             mixed_s = result["mixed_precision"]["end_to_end_s"]
-            print(f"{name}: {result['end_to_end_s']:.1f} s, mixed precision {mixed_s:.1f} s", file=sys.stderr)
+            print(
+                f"{name}: median {result['end_to_end_s']:.1f} s, mixed precision {mixed_s:.1f} s",
+                file=sys.stderr,
+            )
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
