@@ -83,7 +83,7 @@ def test_models_lists_the_shipped_models_with_their_dice_and_whether_it_was_held
         assert f"({validation['cases']} {where} case(s))" in line
 
 
-@pytest.mark.parametrize("precision", [[], ["--mixed-precision"]], ids=["float32", "mixed"])
+@pytest.mark.parametrize("precision", [["--no-mixed-precision"], []], ids=["float32", "default"])
 def test_shipped_wmh_model_finds_the_lesions_of_the_sample(capsys, tmp_path, precision):
     _, inputs = sample_inputs("wmh")
     reference = sample_reference("wmh")

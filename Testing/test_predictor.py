@@ -111,10 +111,10 @@ def test_missing_modality_is_named(brats_bundle):
         Predictor(brats_bundle, device="cpu").predict({"flair": blob_volume()})
 
 
-def test_mixed_precision_on_the_cpu_runs_bfloat16_where_the_processor_has_it(wmh_bundle):
+def test_the_cpu_runs_bfloat16_by_default_where_the_processor_has_it_and_float32_when_asked(wmh_bundle):
     flair = {"flair": blob_volume(shape=(20, 48, 40))}
-    exact = Predictor(wmh_bundle, device="cpu").predict(flair).probabilities.array
-    mixed = Predictor(wmh_bundle, device="cpu", mixed_precision=True)
+    exact = Predictor(wmh_bundle, device="cpu", mixed_precision=False).predict(flair).probabilities.array
+    mixed = Predictor(wmh_bundle, device="cpu")  # the default
     fast = mixed.predict(flair).probabilities.array
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert mixed.amp_dtype == (torch.bfloat16 if native else None)

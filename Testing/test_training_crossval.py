@@ -57,7 +57,9 @@ def test_every_case_is_held_out_once_and_scored_on_its_written_prediction_and_pr
         assert float(row["seconds"]) > 0
         lesion = read_channels(out / "probabilities" / f"{row['case']}.nii.gz")
         assert lesion.geometry.matches(reference.geometry, tolerance=1e-6) and lesion.array.shape[0] == 1
-        np.testing.assert_array_equal(prediction.array, lesion.array[0] > 0.5)
+        # an untrained network's bfloat16 logits often tie: a tie may go either way within rounding
+        decided = np.abs(lesion.array[0] - 0.5) > 1e-6
+        np.testing.assert_array_equal(prediction.array[decided], lesion.array[0][decided] > 0.5)
     assert "mean of 4" in capsys.readouterr().out
 
 

@@ -82,13 +82,15 @@ class Predictor:
         overlap: float | None = None,
         tile_batch: int | None = None,
         network=None,
-        mixed_precision: bool | None = None,
+        mixed_precision: bool = True,
     ):
         """``network``: an in-memory U-Net (training validation) instead of the bundle's weights.
 
-        ``mixed_precision``: float16 (CUDA) or bfloat16 (CPUs that have it natively) arithmetic in
-        the network. None means on for CUDA and off for the CPU, where it changes a few boundary
-        voxels' labels (measured: label Dice 0.990-0.9997 against float32) for a 2.5-3x faster network.
+        ``mixed_precision``: float16 (CUDA) or bfloat16 (CPUs that multiply it natively) arithmetic
+        in the network, where the device has it (``device.mixed_precision_dtype``); float32 elsewhere
+        or when False. On the CPU it halves the network's time and moved no Dice by more than 0.0023
+        on the shipped models' 14 BraTS cases and 36 WMH scans (runs/s33/bf16 on the training machine);
+        False gives the same labels on every machine.
         """
         import torch
 
@@ -112,8 +114,7 @@ class Predictor:
         self.device = torch.device(resolve_device(device))
         self.network = bundle.load_network(str(self.device)) if network is None else network.to(self.device)
         self.network.eval()
-        use_mixed = self.device.type == "cuda" if mixed_precision is None else mixed_precision
-        self.amp_dtype = mixed_precision_dtype(self.device.type) if use_mixed else None
+        self.amp_dtype = mixed_precision_dtype(self.device.type) if mixed_precision else None
 
     def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
         """Read and check every modality before any computation, so bad files fail fast."""

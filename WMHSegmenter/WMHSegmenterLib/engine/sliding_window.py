@@ -101,11 +101,8 @@ def predict_sliding_window(
         batch_starts = starts[first : first + tile_batch]
         regions = [tuple(slice(s, s + p) for s, p in zip(start, patch_size)) for start in batch_starts]
         tiles = torch.stack([image[(slice(None), *region)] for region in regions])
-        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            first_pass = (
-                network if observed_forward is None else lambda t, at=regions: observed_forward(t, at)
-            )
-            tile_probabilities = _mirrored_prediction(network, first_pass, tiles, activation, flips).float()
+        first_pass = network if observed_forward is None else lambda t, at=regions: observed_forward(t, at)
+        tile_probabilities = _mirrored_prediction(network, first_pass, tiles, activation, flips, amp_dtype)
         if probabilities is None:
             probabilities = torch.zeros((tile_probabilities.shape[1], *padded), device=device)
         for region, tile in zip(regions, tile_probabilities):
@@ -117,12 +114,19 @@ def predict_sliding_window(
     return probabilities[(slice(None), *(slice(0, s) for s in shape))]
 
 
-def _mirrored_prediction(network, first_pass, tiles: torch.Tensor, activation, flips) -> torch.Tensor:
+def _mirrored_prediction(
+    network, first_pass, tiles: torch.Tensor, activation, flips, amp_dtype: torch.dtype | None
+) -> torch.Tensor:
+    """Only the network runs under autocast; the activation takes its logits in float32: softmax
+    outputs computed in bfloat16 need not sum to 1, and a voxel's label (argmax) then disagreed with
+    its probability map (> 0.5)."""
     total = None
     for axes in flips:
         dims = [a + 2 for a in axes]
         flipped = torch.flip(tiles, dims) if dims else tiles
-        prediction = activation((network if dims else first_pass)(flipped))
+        with torch.autocast(device_type=tiles.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = (network if dims else first_pass)(flipped)
+        prediction = activation(logits.float())
         prediction = torch.flip(prediction, dims) if dims else prediction
         total = prediction if total is None else total + prediction
     return total / len(flips)
