@@ -226,7 +226,9 @@ def test_brats_overlay_toggles_between_labels_and_regions(brats_case, mrml_scene
         logic.show_overlay(node, "heatmap")
 
 
-def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outlined(mrml_scene, tmp_path):
+def segment_with_a_removed_region(mrml_scene, tmp_path):
+    """A BraTS result whose cleaning removed a 5.1 ml core region (crafted probabilities through the
+    engine's own finish step), with the logic, bundle, input nodes and the probabilities used."""
     bundle = make_bundle(tmp_path / "brats", "brats", min_island_fraction=1.0, island_measure="confidence")
     logic = SegmenterLogic(mrml_scene.scene, list_models=lambda: [bundle])
     shape = (40, 40, 40)
@@ -235,13 +237,19 @@ def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outline
         for i, name in enumerate(MODALITIES)
     }
     job = logic.prepare(bundle, nodes, SegmentOptions(device="cpu"))
-    reference, inside = job.volumes["flair"], np.ones(shape, bool)
+    reference = job.volumes["flair"]
     probabilities = np.zeros((3, *shape), np.float32)  # whole tumour, core, enhancing
     probabilities[0, 2:17, 2:17, 2:17] = 0.95  # kept: the island the network is surest of
     probabilities[:2, 25:37, 25:37, 25:37] = 0.7  # removed: core, 5.1 ml on the oblique grid
-    predictor = Predictor(bundle, device="cpu")
-    result = logic.apply(job, predictor.finish(probabilities, reference.geometry, reference, inside))
+    prediction = Predictor(bundle, device="cpu").finish(
+        probabilities, reference.geometry, reference, np.ones(shape, bool)
+    )
+    return logic, bundle, nodes, logic.apply(job, prediction), probabilities
 
+
+def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outlined(mrml_scene, tmp_path):
+    logic, bundle, nodes, result, probabilities = segment_with_a_removed_region(mrml_scene, tmp_path)
+    shape = probabilities.shape[1:]
     node, removed = result.segmentation_node, result.removed_node
     expected = np.zeros(shape, np.uint8)
     expected[25:37, 25:37, 25:37] = 1
@@ -258,12 +266,41 @@ def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outline
 
     probabilities[:, 25:37] = 0.0  # a run that removes nothing takes the earlier removal away
     job = logic.prepare(bundle, nodes, SegmentOptions(device="cpu"), node)
-    again = logic.apply(job, predictor.finish(probabilities, reference.geometry, reference, inside))
+    reference = job.volumes["flair"]
+    finished = Predictor(bundle, device="cpu").finish(
+        probabilities, reference.geometry, reference, np.ones(shape, bool)
+    )
+    again = logic.apply(job, finished)
     assert again.segmentation_node is node and again.removed_node is None
     assert mrml_scene.scene.GetNodeByID(removed.GetID()) is None and logic.removed_node(node) is None
     assert "Removed by cleaning" not in again.message(bundle)
     with pytest.raises(InputError, match="removed no region of 1 ml or more"):
         logic.show_overlay(node, "removed")
+
+
+def test_kept_removed_regions_join_the_result_with_their_labels_as_an_edit(mrml_scene, tmp_path):
+    logic, bundle, nodes, result, _ = segment_with_a_removed_region(mrml_scene, tmp_path)
+    node, flair = result.segmentation_node, nodes["flair"]
+    before = read_labels(node, flair)
+    painted = before.copy()
+    painted[30:33, 30:33, 30:33] = 4  # the reader already labelled part of the region otherwise
+    toggle(node, flair, 4, painted == 4)
+    rows = logic.keep_removed(node)
+
+    expected = painted.copy()
+    region = np.zeros_like(before, bool)
+    region[25:37, 25:37, 25:37] = True
+    expected[region & (painted == 0)] = 1  # the removed core, where the reader left it empty
+    np.testing.assert_array_equal(read_labels(node, flair), expected)
+    removed_name = f"{node.GetName()} removed by cleaning"
+    assert logic.removed_node(node) is None
+    assert mrml_scene.scene.GetNodesByName(removed_name).GetNumberOfItems() == 0
+    core = next(row for row in rows if row.label == "1")
+    assert core.voxels == np.count_nonzero(expected == 1)
+    with pytest.raises(EditedSegmentationError):  # kept regions are an edit: a re-run asks first
+        logic.prepare(bundle, nodes, SegmentOptions(device="cpu"), node)
+    with pytest.raises(InputError, match="removed nothing to keep"):
+        logic.keep_removed(node)
 
 
 def test_regions_are_refused_for_wmh(wmh_case):

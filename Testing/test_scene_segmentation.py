@@ -15,6 +15,7 @@ from WMHSegmenterLib.engine.labels import region_masks
 from WMHSegmenterLib.engine.tasks import task_metadata
 from WMHSegmenterLib.scene.nodes import add_volume_node, matrix_to_array
 from WMHSegmenterLib.scene.segmentation import (
+    add_to_segments,
     edited_fingerprint,
     fingerprint,
     is_edited,
@@ -114,6 +115,22 @@ def test_a_segment_the_user_added_counts_as_an_edit(written):
     node, reference = written
     node.GetSegmentation().AddEmptySegment("mine", "Other lesion")
     assert is_edited(node, reference)
+
+
+def test_added_labels_fill_only_empty_voxels_of_their_own_segments(written):
+    node, reference = written
+    added = np.zeros(SHAPE, dtype=np.uint8)
+    added[0, :3, :3] = 2  # empty before: becomes edema
+    added[0, 5:, 5:] = 4  # empty before: becomes enhancing
+    added[2:4, 3:6, 3:5] = 2  # core already: stays core
+    add_to_segments(node, added, reference)
+    expected = brats_labels()
+    expected[0, :3, :3], expected[0, 5:, 5:] = 2, 4
+    np.testing.assert_array_equal(read_labels(node, reference), expected)
+    assert is_edited(node, reference)
+    node.GetSegmentation().RemoveSegment(segment_id(4))
+    with pytest.raises(InputError, match=r"no segment for label\(s\) \[4\]"):
+        add_to_segments(node, added, reference)
 
 
 def test_unknown_label_values_are_not_kept(mrml_scene):

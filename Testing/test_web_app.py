@@ -212,9 +212,9 @@ def test_save_names_the_file_pair_holding_edits_kept_beside_a_newer_result(app, 
     )
 
 
-def test_the_region_the_shipped_models_cleaning_removed_is_offered_as_an_outline_overlay(app, loop):
+def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_kept(app, loop):
     """The shipped BraTS model removes a 2.4 ml region from its sample (test_bundled_models): the page
-    says so, offers the overlay, and shows it outlined beside the labels."""
+    says so, offers the overlay, shows it outlined beside the labels, and keeps it when asked."""
     data = app.panel.data
     change(app, model_id=BRATS_MODEL, keep_activations=False, keep_probabilities=False)
     change(app, case_key="sample:brats")
@@ -240,3 +240,13 @@ def test_the_region_the_shipped_models_cleaning_removed_is_offered_as_an_outline
     assert not removed.GetDisplayNode().GetVisibility2DFill()
     change(app, overlay="labels")
     assert not removed.GetDisplayNode().GetVisibility()
+
+    region = read_labels(removed, reference)
+    before = read_labels(segmentation, reference)
+    app.page.keep_removed_clicked()  # the button
+    assert "Kept the removed regions" in data.message and not data.has_removed, data.message
+    after = read_labels(segmentation, reference)
+    np.testing.assert_array_equal(after, np.where(region > 0, region, before))
+    whole = next(row for row in data.statistics if row["name"] == "Whole tumor (WT)")
+    assert whole["voxels"] == np.count_nonzero(after)
+    assert app.session.logic.removed_node(segmentation) is None

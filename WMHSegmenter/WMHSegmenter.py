@@ -107,6 +107,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.currentNodeChanged.connect(self.onOutputChanged)
         self.ui.showRegionsRadioButton.toggled.connect(self.onOverlayChanged)
         self.ui.showRemovedRadioButton.toggled.connect(self.onOverlayChanged)
+        self.ui.keepRemovedButton.clicked.connect(self.onKeepRemoved)
         self.ui.showProbabilityCheckBox.toggled.connect(lambda checked: self.showLayers())
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.updateStatisticsButton.clicked.connect(self.onUpdateStatistics)
@@ -400,6 +401,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showLabelsRadioButton.text = "Labels (NCR / ED / ET)" if brats else "Labels"
         self.ui.showRegionsRadioButton.setVisible(brats)
         self.ui.showRemovedRadioButton.setVisible(removed)
+        self.ui.keepRemovedButton.setVisible(removed)
         self.ui.overlayWidget.setVisible(brats or removed)
 
     def onOverlayChanged(self):
@@ -413,6 +415,17 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             overlay = "removed"
         with slicer.util.tryWithErrorDisplay("Could not show the overlay.", waitCursor=True):
             self.logic.show_overlay(node, overlay)
+
+    def onKeepRemoved(self):
+        node = self.ui.outputSegmentationSelector.currentNode()
+        with slicer.util.tryWithErrorDisplay("Could not keep the removed regions.", waitCursor=True):
+            rows = self.logic.keep_removed(node)
+            self.ui.showLabelsRadioButton.checked = True
+            self.showOverlayChoices()
+            self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node))
+            self.setStatus(
+                f"Kept the removed regions in '{node.GetName()}'. {summary(rows, self.logic.task(node))}."
+            )
 
     def showLayers(self, fit=False):
         """The input as background and, if asked for, the first probability map as foreground."""

@@ -39,7 +39,15 @@ from .activations import (
     view_spec,
 )
 from .nodes import LPS_TO_RAS, set_array_on_grid_of, volume_from_node, world_geometry
-from .segmentation import edited_fingerprint, is_edited, label_names, read_labels, write_labels, write_regions
+from .segmentation import (
+    add_to_segments,
+    edited_fingerprint,
+    is_edited,
+    label_names,
+    read_labels,
+    write_labels,
+    write_regions,
+)
 from .statistics import fill_statistics_table
 
 ATTRIBUTE = "WMHSegmenter"
@@ -428,6 +436,22 @@ class SegmenterLogic:
     ) -> slicer.vtkMRMLSegmentationNode | None:
         return segmentation_node.GetNodeReference(REMOVED_ROLE)
 
+    def keep_removed(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[LabelStatistics]:
+        """Put what the island cleaning removed back into the segmentation, each region with the label
+        it had, where the reader left those voxels empty; an edit like any other (a re-run asks first).
+        Returns the statistics recomputed with them."""
+        removed = self.removed_node(segmentation_node)
+        if removed is None:
+            raise InputError(
+                f"the island cleaning removed nothing to keep from '{segmentation_node.GetName()}'"
+            )
+        reference = self._require_reference(segmentation_node)
+        add_to_segments(segmentation_node, read_labels(removed, reference), reference)
+        segmentation_node.RemoveNodeReferenceIDs(REMOVED_ROLE)
+        self.scene.RemoveNode(removed)
+        self.show_overlay(segmentation_node, "labels")
+        return self.update_statistics(segmentation_node)
+
     def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
         """Show tumor labels (NCR/ED/ET), the nested regions (WT/TC/ET) made from the current labels, or
         the labels with the regions the island cleaning removed outlined beside them (the slice views
@@ -526,9 +550,8 @@ class SegmenterLogic:
 
     def _write_removed(self, segmentation_node, job: Job, prediction):
         """What the island cleaning removed (the regions its note names) in a segmentation of its own,
-        drawn as outlines and hidden until asked for: a reader can look, and copy a true region into the
-        result in the Segmentations module (its segments carry their label values). A run that removed
-        none takes away an earlier run's."""
+        drawn as outlines and hidden until asked for: a reader can look, and put them back
+        (:meth:`keep_removed`). A run that removed none takes away an earlier run's."""
         node = self.removed_node(segmentation_node)
         if prediction.removed is None:
             if node is not None:

@@ -119,6 +119,30 @@ def tagged_segments(segmentation_node: slicer.vtkMRMLSegmentationNode) -> dict[s
     return tagged
 
 
+def add_to_segments(
+    segmentation_node: slicer.vtkMRMLSegmentationNode, labels: np.ndarray, reference: slicer.vtkMRMLVolumeNode
+) -> None:
+    """Add each labelled voxel of ``labels`` to the tagged segment of its label, where the segmentation
+    is empty, as the Segment Editor's paint adds (the node then counts as edited, so a re-run asks
+    first); every other voxel stays as it is."""
+    tagged = reversed(tagged_segments(segmentation_node).items())  # the first segment of a label wins
+    segment_of = {value: identifier for identifier, value in tagged}
+    values = np.unique(labels[labels > 0]).tolist()
+    missing = sorted(set(values) - set(segment_of))
+    if missing:
+        raise InputError(
+            f"segmentation '{segmentation_node.GetName()}' has no segment for label(s) {missing}: "
+            "it was changed since it was segmented"
+        )
+    current = read_labels(segmentation_node, reference)
+    added = (labels > 0) & (current == 0)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    for value in values:
+        segment = (current == value) | (added & (labels == value))
+        image = oriented_image(segment.astype(np.uint8), reference)
+        logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_of[value], logic.MODE_REPLACE)
+
+
 def label_names(segmentation_node: slicer.vtkMRMLSegmentationNode) -> dict[int, str]:
     """Label value -> the segment's current name (the user may have renamed it)."""
     segmentation = segmentation_node.GetSegmentation()

@@ -73,6 +73,7 @@ class WebApp:
         self.page.segment_clicked.connect(self._reported(self.segment))
         self.page.cancel_clicked.connect(self.session.cancel)
         self.page.save_clicked.connect(self._reported(self.save))
+        self.page.keep_removed_clicked.connect(self._reported(self.keep_removed))
         name = self.panel.name
         self.panel.bind_changes(
             {
@@ -256,6 +257,14 @@ class WebApp:
         self.panel.data.statistics = self.session.statistics()
         if self.panel.data.overlay == "regions":
             self._show_overlay("regions")
+
+    def keep_removed(self) -> None:
+        """What the cleaning removed goes back into the result (an edit: Save keeps it)."""
+        segmentation = self.session.segmentation
+        rows = self.session.logic.keep_removed(segmentation)
+        data = self.panel.data
+        data.has_removed, data.overlay, data.statistics = False, "labels", statistics_rows(rows)
+        self._say(f"Kept the removed regions in '{segmentation.GetName()}'; Save keeps them.", "success")
 
     def save(self) -> None:
         saved = iter(self.session.save().items())

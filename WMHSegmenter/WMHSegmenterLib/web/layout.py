@@ -71,6 +71,7 @@ class Page:
     segment_clicked = Signal()
     cancel_clicked = Signal()
     save_clicked = Signal()
+    keep_removed_clicked = Signal()
 
     def __init__(self, server: Server, layout_manager: LayoutManager):
         self.panel = TypedState(server.state, PanelState, namespace="wmh")
@@ -201,6 +202,17 @@ class Page:
             v.VRadio(label="Tumor labels", value="labels")
             v.VRadio(v_if=(name.is_brats,), label="Regions WT/TC/ET", value="regions")
             v.VRadio(v_if=(name.has_removed,), label="Removed by cleaning", value="removed")
+        v.VBtn(
+            "Keep removed regions",
+            id="wmh-keep-removed",
+            v_if=(name.has_removed,),
+            click=self.keep_removed_clicked,
+            disabled=(name.running,),
+            prepend_icon="mdi-plus-box-multiple",
+            variant="tonal",
+            size="small",
+            classes="mt-1",
+        )
         SegmentDisplayUI(typed_state=self.display, variant="flat", density="compact")
         v.VSelect(
             id="wmh-foreground",
