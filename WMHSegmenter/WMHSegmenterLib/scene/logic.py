@@ -447,8 +447,7 @@ class SegmenterLogic:
             )
         reference = self._require_reference(segmentation_node)
         add_to_segments(segmentation_node, read_labels(removed, reference), reference)
-        segmentation_node.RemoveNodeReferenceIDs(REMOVED_ROLE)
-        self.scene.RemoveNode(removed)
+        self._drop_removed(segmentation_node)
         self.show_overlay(segmentation_node, "labels")
         return self.update_statistics(segmentation_node)
 
@@ -552,12 +551,10 @@ class SegmenterLogic:
         """What the island cleaning removed (the regions its note names) in a segmentation of its own,
         drawn as outlines and hidden until asked for: a reader can look, and put them back
         (:meth:`keep_removed`). A run that removed none takes away an earlier run's."""
-        node = self.removed_node(segmentation_node)
         if prediction.removed is None:
-            if node is not None:
-                segmentation_node.RemoveNodeReferenceIDs(REMOVED_ROLE)
-                self.scene.RemoveNode(node)
+            self._drop_removed(segmentation_node)
             return None
+        node = self.removed_node(segmentation_node)
         name = f"{segmentation_node.GetName()} removed by cleaning"
         if node is None:
             node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
@@ -578,6 +575,12 @@ class SegmenterLogic:
         if centre is not None:
             lps = world_geometry(reference).index_to_world(centre[None])[0]
             slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *(LPS_TO_RAS @ lps))
+
+    def _drop_removed(self, segmentation_node) -> None:
+        node = self.removed_node(segmentation_node)
+        if node is not None:
+            segmentation_node.RemoveNodeReferenceIDs(REMOVED_ROLE)
+            self.scene.RemoveNode(node)
 
     def _keep_activations(self, segmentation_node, job: Job, prediction):
         """Keep a run's maps and show the first layer's mean; without maps, remove a stale volume."""
