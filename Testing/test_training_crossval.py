@@ -4,6 +4,7 @@ stopped cross-validation continued by running the same command again."""
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from test_training_helpers import make_folder_dataset, tiny_config
 from wmhseg_training.checkpoints import load_checkpoint
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
+from WMHSegmenterLib.engine.samples import sample_inputs, sample_reference
 from WMHSegmenterLib.engine.volume import read_channels, read_volume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -111,3 +113,33 @@ def test_torchrun_is_refused_as_each_rank_would_write_the_same_table(
     assert cross_validate(config, tmp_path / "cv") == 2
     assert "not under torchrun" in capsys.readouterr().err
     assert not (tmp_path / "cv").exists()
+
+
+def test_a_case_whose_scans_look_swapped_is_marked_in_the_table(tmp_path, capsys):
+    """Two copies of the bundled BraTS sample, one with its FLAIR and T2 given in each other's place:
+    that case's score measures the input, not the recipe, so the table says so."""
+    _, paths = sample_inputs("brats")
+    data = tmp_path / "data"
+    for case, given in (
+        ("Sample_right", paths),
+        ("Sample_swapped", {**paths, "flair": paths["t2"], "t2": paths["flair"]}),
+    ):
+        (data / case).mkdir(parents=True)
+        for name, path in given.items():
+            shutil.copy(path, data / case / f"{case}_{name}.nii.gz")
+        shutil.copy(sample_reference("brats"), data / case / f"{case}_seg.nii.gz")
+    config = tiny_config(
+        tmp_path / "tiny.yaml",
+        data,
+        tmp_path / "runs",
+        task="brats",
+        data={"layout": "brats", "folds": 2},
+        preprocessing={"spacing_xyz_mm": [4.0, 4.0, 4.0]},
+        training={"epochs": 1},
+    )
+    assert cross_validate(config, tmp_path / "cv") == 0
+    warnings = {row["case"]: row["warnings"] for row in table(tmp_path / "cv")}
+    assert warnings["Sample_right"] == "" and "look swapped" in warnings["Sample_swapped"]
+    out = capsys.readouterr().out
+    assert f"Sample_swapped: warning: {warnings['Sample_swapped']}" in out
+    assert "Sample_right: warning" not in out

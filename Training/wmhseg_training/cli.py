@@ -240,7 +240,11 @@ def run_cross_validate(args: argparse.Namespace) -> int:
     print("  ".join(["fold", f"{'case':<24}", *(f"{c:>{w}}" for c, w in zip(columns, widths))]))
     for row in [*rows, {"fold": "", "case": f"mean of {len(rows)}", **mean_row(rows)}]:
         values = [f"{row[column]:>{width}.4f}" for column, width in zip(columns, widths)]
-        print("  ".join([f"{row['fold']!s:>4}", f"{row['case']:<24}", *values]))
+        flag = "  warned (below)" if row.get("warnings") else ""
+        print("  ".join([f"{row['fold']!s:>4}", f"{row['case']:<24}", *values]) + flag)
+    for row in rows:
+        if row["warnings"]:
+            print(f"{row['case']}: warning: {row['warnings']}")
     print(f"per case: {args.out / CASES_CSV}")
     return 0
 

@@ -127,8 +127,14 @@ def score_fold(
         write_volume(prediction.labels, predictions / f"{case.id}.nii.gz", overwrite=True)
         write_volume(prediction.probabilities, probabilities / f"{case.id}.nii.gz", overwrite=True)
         seconds = round(sum(prediction.timings.values()), 2)  # to segment; reading the files aside
-        rows.append({"fold": fold, "case": case.id, **scores, "seconds": seconds})
-        echo(f"fold {fold}  {case.id}  {selection} {scores[selection]:.4f}")
+        warnings = "; ".join(
+            prediction.warnings
+        )  # a swapped or skull-on scan scores the input, not the recipe
+        rows.append({"fold": fold, "case": case.id, **scores, "seconds": seconds, "warnings": warnings})
+        echo(
+            f"fold {fold}  {case.id}  {selection} {scores[selection]:.4f}"
+            + (f"  warning: {warnings}" if warnings else "")
+        )
 
     network = inference_network(state)
     validate(
@@ -144,4 +150,6 @@ def score_fold(
 
 def mean_row(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Each metric's mean over the held-out cases of every fold."""
-    return mean_metrics([{k: v for k, v in row.items() if k not in ("fold", "case")} for row in rows])
+    return mean_metrics(
+        [{k: v for k, v in row.items() if k not in ("fold", "case", "warnings")} for row in rows]
+    )
