@@ -127,9 +127,8 @@ def score_fold(
         write_volume(prediction.labels, predictions / f"{case.id}.nii.gz", overwrite=True)
         write_volume(prediction.probabilities, probabilities / f"{case.id}.nii.gz", overwrite=True)
         seconds = round(sum(prediction.timings.values()), 2)  # to segment; reading the files aside
-        warnings = "; ".join(
-            prediction.warnings
-        )  # a swapped or skull-on scan scores the input, not the recipe
+        # a case whose scans look swapped, or with a skull, scores its input rather than the recipe
+        warnings = "; ".join(prediction.warnings)
         rows.append({"fold": fold, "case": case.id, **scores, "seconds": seconds, "warnings": warnings})
         echo(
             f"fold {fold}  {case.id}  {selection} {scores[selection]:.4f}"
