@@ -26,6 +26,12 @@ def blob_volume(shape=(12, 40, 36), geometry: Geometry | None = None, seed: int 
     return Volume(image.astype(np.float32), geometry or Geometry.identity())
 
 
+def given_as(paths: dict, swap: tuple[str, str]) -> dict:
+    """``paths`` (or volumes) with the two named inputs given in each other's place."""
+    first, second = swap
+    return {**paths, first: paths[second], second: paths[first]}
+
+
 def make_bundle(
     folder,
     task: str = "wmh",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from slicer_scene import mrml_scene, slicer  # noqa: F401
 
-from conftest import make_bundle
+from conftest import given_as, make_bundle
 from wmhseg_training.cache import load_or_build
 from wmhseg_training.datasets import CaseFiles
 from wmhseg_training.synthetic.head import draw_head_around_brain
@@ -42,11 +42,6 @@ def sample():
 def coarse_brats_bundle(tmp_path_factory):
     """An untrained BraTS network on a 4 mm grid: the checks, not the network, are under test."""
     return make_bundle(tmp_path_factory.mktemp("models") / "test-brats", "brats", spacing=(4.0, 4.0, 4.0))
-
-
-def given_as(paths: dict, swap: tuple[str, str]) -> dict:
-    first, second = swap
-    return {**paths, first: paths[second], second: paths[first]}
 
 
 def warnings_for(sample, swap: tuple[str, str] | None, names=NAMES) -> list[str]:

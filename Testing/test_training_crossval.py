@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 from test_training_helpers import make_folder_dataset, tiny_config
 
+from conftest import given_as
 from wmhseg_training.checkpoints import load_checkpoint
 from wmhseg_training.cli import main
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
@@ -120,10 +121,7 @@ def test_a_case_whose_scans_look_swapped_is_marked_in_the_table(tmp_path, capsys
     that case's score measures the input, not the recipe, so the table says so."""
     _, paths = sample_inputs("brats")
     data = tmp_path / "data"
-    for case, given in (
-        ("Sample_right", paths),
-        ("Sample_swapped", {**paths, "flair": paths["t2"], "t2": paths["flair"]}),
-    ):
+    for case, given in (("Sample_right", paths), ("Sample_swapped", given_as(paths, ("flair", "t2")))):
         (data / case).mkdir(parents=True)
         for name, path in given.items():
             shutil.copy(path, data / case / f"{case}_{name}.nii.gz")
