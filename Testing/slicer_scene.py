@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs slicer-core (pip install -e .[slicer])")
@@ -61,3 +62,22 @@ def mrml_scene() -> SlicerScene:
     loaded = make_scene()
     yield loaded
     loaded.scene.Clear(True)
+
+
+def add_slice_views(scene: slicer.vtkMRMLScene) -> None:
+    """Red, yellow and green slice views, as Slicer's layout adds them (the logic moves them)."""
+    for name, orientation in (("Red", "Axial"), ("Yellow", "Sagittal"), ("Green", "Coronal")):
+        view = scene.AddNewNodeByClass("vtkMRMLSliceNode", name)
+        view.SetLayoutName(name)
+        view.SetOrientation(orientation)
+
+
+def distances_to_slices(scene: slicer.vtkMRMLScene, point_ras: np.ndarray) -> list[float]:
+    """How far (mm) ``point_ras`` lies from each slice view's plane."""
+    collection = scene.GetNodesByClass("vtkMRMLSliceNode")
+    distances = []
+    for index in range(collection.GetNumberOfItems()):
+        plane = collection.GetItemAsObject(index).GetSliceToRAS()
+        normal, origin = (np.array([plane.GetElement(row, column) for row in range(3)]) for column in (2, 3))
+        distances.append(abs(np.dot(normal, point_ras - origin)) / np.linalg.norm(normal))
+    return distances

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from slicer_scene import mrml_scene, slicer  # noqa: F401
+from slicer_scene import add_slice_views, distances_to_slices, mrml_scene, slicer, vtk  # noqa: F401
 
 from conftest import blob_volume, make_bundle, oblique_geometry
 from WMHSegmenterLib.engine.errors import Cancelled, InputError
@@ -227,8 +227,9 @@ def test_brats_overlay_toggles_between_labels_and_regions(brats_case, mrml_scene
 
 
 def segment_with_a_removed_region(mrml_scene, tmp_path):
-    """A BraTS result whose cleaning removed a 5.1 ml core region (crafted probabilities through the
-    engine's own finish step), with the logic, bundle, input nodes and the probabilities used."""
+    """A BraTS result whose cleaning removed a 5.1 ml core region and a 1.5 ml edema one (crafted
+    probabilities through the engine's own finish step), with the logic, bundle, input nodes and the
+    probabilities used."""
     bundle = make_bundle(tmp_path / "brats", "brats", min_island_fraction=1.0, island_measure="confidence")
     logic = SegmenterLogic(mrml_scene.scene, list_models=lambda: [bundle])
     shape = (40, 40, 40)
@@ -241,6 +242,7 @@ def segment_with_a_removed_region(mrml_scene, tmp_path):
     probabilities = np.zeros((3, *shape), np.float32)  # whole tumour, core, enhancing
     probabilities[0, 2:17, 2:17, 2:17] = 0.95  # kept: the island the network is surest of
     probabilities[:2, 25:37, 25:37, 25:37] = 0.7  # removed: core, 5.1 ml on the oblique grid
+    probabilities[0, 28:36, 2:10, 28:36] = 0.7  # removed: edema, 1.5 ml
     prediction = Predictor(bundle, device="cpu").finish(
         probabilities, reference.geometry, reference, np.ones(shape, bool)
     )
@@ -253,10 +255,11 @@ def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outline
     node, removed = result.segmentation_node, result.removed_node
     expected = np.zeros(shape, np.uint8)
     expected[25:37, 25:37, 25:37] = 1
+    expected[28:36, 2:10, 28:36] = 2
     np.testing.assert_array_equal(read_labels(removed, nodes["flair"]), expected)
     assert removed.GetName() == f"{node.GetName()} removed by cleaning"
     assert not removed.GetDisplayNode().GetVisibility() and node.GetDisplayNode().GetVisibility()
-    assert "Note: the island cleaning removed a region of 5.1 ml" in result.message(bundle)
+    assert "Note: the island cleaning removed 2 regions of 5.1 and 1.5 ml" in result.message(bundle)
     assert result.message(bundle).endswith("The overlay 'Removed by cleaning' outlines the removed regions.")
     assert logic.show_overlay(node, "removed") is removed
     display = removed.GetDisplayNode()
@@ -265,6 +268,7 @@ def test_regions_the_cleaning_removed_lie_hidden_beside_the_result_until_outline
     assert logic.show_overlay(node, "labels") is node and not display.GetVisibility()
 
     probabilities[:, 25:37] = 0.0  # a run that removes nothing takes the earlier removal away
+    probabilities[:, 28:36] = 0.0
     job = logic.prepare(bundle, nodes, SegmentOptions(device="cpu"), node)
     reference = job.volumes["flair"]
     finished = Predictor(bundle, device="cpu").finish(
@@ -288,19 +292,59 @@ def test_kept_removed_regions_join_the_result_with_their_labels_as_an_edit(mrml_
     rows = logic.keep_removed(node)
 
     expected = painted.copy()
-    region = np.zeros_like(before, bool)
-    region[25:37, 25:37, 25:37] = True
-    expected[region & (painted == 0)] = 1  # the removed core, where the reader left it empty
+    core = np.zeros_like(before, bool)
+    core[25:37, 25:37, 25:37] = True
+    expected[core & (painted == 0)] = 1  # the removed core, where the reader left it empty
+    expected[28:36, 2:10, 28:36] = 2  # the removed edema
     np.testing.assert_array_equal(read_labels(node, flair), expected)
     removed_name = f"{node.GetName()} removed by cleaning"
     assert logic.removed_node(node) is None
     assert mrml_scene.scene.GetNodesByName(removed_name).GetNumberOfItems() == 0
-    core = next(row for row in rows if row.label == "1")
-    assert core.voxels == np.count_nonzero(expected == 1)
+    core_row = next(row for row in rows if row.label == "1")
+    assert core_row.voxels == np.count_nonzero(expected == 1)
     with pytest.raises(EditedSegmentationError):  # kept regions are an edit: a re-run asks first
         logic.prepare(bundle, nodes, SegmentOptions(device="cpu"), node)
     with pytest.raises(InputError, match="removed nothing to keep"):
         logic.keep_removed(node)
+
+
+def test_removed_regions_are_listed_largest_first_and_each_can_be_looked_at_and_kept_alone(
+    mrml_scene, tmp_path
+):
+    logic, _, nodes, result, _ = segment_with_a_removed_region(mrml_scene, tmp_path)
+    add_slice_views(mrml_scene.scene)
+    node, flair = result.segmentation_node, nodes["flair"]
+    before = read_labels(node, flair)
+    regions = logic.removed_regions(node)
+    assert [region.title(number) for number, region in enumerate(regions, start=1)] == [
+        "1: 5.1 ml (Necrotic and non-enhancing tumor core)",
+        "2: 1.5 ml (Peritumoral edema)",
+    ]
+    edema = np.zeros_like(before, bool)
+    edema[28:36, 2:10, 28:36] = True
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    flair.GetIJKToRASMatrix(ijk_to_ras)
+    centre = np.array(ijk_to_ras.MultiplyPoint([*np.argwhere(edema).mean(axis=0)[::-1], 1.0])[:3])
+    np.testing.assert_allclose(regions[1].centre_ras, centre, atol=1e-6)
+    logic.show_overlay(node, "removed")  # the largest first
+    assert max(distances_to_slices(mrml_scene.scene, centre)) > 5
+    assert logic.show_overlay(node, "removed", removed_region=1) is result.removed_node
+    assert max(distances_to_slices(mrml_scene.scene, centre)) <= 1e-6  # every slice view through it
+    with pytest.raises(InputError, match="has 2 removed region\\(s\\) left, no region 3"):
+        logic.show_overlay(node, "removed", removed_region=2)
+
+    logic.keep_removed(node, region=1)  # the edema only
+    np.testing.assert_array_equal(read_labels(node, flair), np.where(edema, 2, before))
+    assert [region.title(1) for region in logic.removed_regions(node)] == [
+        "1: 5.1 ml (Necrotic and non-enhancing tumor core)"
+    ]
+    assert not read_labels(result.removed_node, flair)[edema].any()
+    with pytest.raises(InputError, match="has 1 removed region\\(s\\) left, no region 2"):
+        logic.keep_removed(node, region=1)
+
+    logic.keep_removed(node, region=0)  # the last one: nothing is left to look at
+    assert logic.removed_node(node) is None and logic.removed_regions(node) == []
+    assert np.count_nonzero(read_labels(node, flair) == 1) == np.count_nonzero(before == 1) + 12**3
 
 
 def test_regions_are_refused_for_wmh(wmh_case):

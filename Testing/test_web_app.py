@@ -17,7 +17,7 @@ import vtk
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # before any view exists
 
-from slicer_scene import slicer  # noqa: E402
+from slicer_scene import distances_to_slices, slicer  # noqa: E402
 
 from conftest import blob_volume, make_bundle  # noqa: E402
 from WMHSegmenterLib.engine.bundle import find_bundle  # noqa: E402
@@ -85,17 +85,6 @@ def paint_edema(segmentation, reference, edema: np.ndarray) -> None:
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     image = oriented_image(edema.astype(np.uint8), reference)
     logic.SetBinaryLabelmapToSegment(image, segmentation, segment_id(2), logic.MODE_REPLACE)
-
-
-def distances_to_slices(app: WebApp, point_ras: np.ndarray) -> list[float]:
-    """How far (mm) ``point_ras`` lies from each slice view's plane."""
-    collection = app.slicer.scene.GetNodesByClass("vtkMRMLSliceNode")
-    distances = []
-    for index in range(collection.GetNumberOfItems()):
-        plane = collection.GetItemAsObject(index).GetSliceToRAS()
-        normal, origin = (np.array([plane.GetElement(row, column) for row in range(3)]) for column in (2, 3))
-        distances.append(abs(np.dot(normal, point_ras - origin)) / np.linalg.norm(normal))
-    return distances
 
 
 def foregrounds(app: WebApp) -> set:
@@ -232,10 +221,10 @@ def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_k
     centre_zyx = np.argwhere(read_labels(removed, reference) > 0).mean(axis=0)  # one region here
     centre = np.array(ijk_to_ras.MultiplyPoint([*centre_zyx[::-1], 1.0])[:3])
     slicer.vtkMRMLSliceNode.JumpAllSlices(app.slicer.scene, *ijk_to_ras.MultiplyPoint([0, 0, 0, 1])[:3])
-    assert min(distances_to_slices(app, centre)) > 10
+    assert min(distances_to_slices(app.slicer.scene, centre)) > 10
     change(app, overlay="removed")
     assert removed.GetDisplayNode().GetVisibility() and segmentation.GetDisplayNode().GetVisibility()
-    assert max(distances_to_slices(app, centre)) <= 1.0  # every slice view passes through it
+    assert max(distances_to_slices(app.slicer.scene, centre)) <= 1.0  # every slice view passes through it
     assert removed.GetDisplayNode().GetVisibility2DOutline()
     assert not removed.GetDisplayNode().GetVisibility2DFill()
     change(app, overlay="labels")

@@ -25,7 +25,7 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.postprocess import NOTED_REMOVED_ML, largest_island_centre
+from ..engine.postprocess import NOTED_REMOVED_ML, island_centre, islands_largest_first
 from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, summary, task_regions
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
@@ -42,6 +42,7 @@ from .nodes import LPS_TO_RAS, set_array_on_grid_of, volume_from_node, world_geo
 from .segmentation import (
     add_to_segments,
     edited_fingerprint,
+    erase_from_segments,
     is_edited,
     label_names,
     read_labels,
@@ -118,6 +119,19 @@ class Job:
     def reference(self) -> slicer.vtkMRMLScalarVolumeNode:
         """The first modality: outputs lie on its voxel grid."""
         return self.input_nodes[self.bundle.input_names[0]]
+
+
+@dataclass(frozen=True)
+class RemovedRegion:
+    """One region the island cleaning removed, for a reader to look at and keep or leave."""
+
+    volume_ml: float
+    centre_ras: tuple[float, float, float]
+    label_names: tuple[str, ...]  # the labels it had, as the removed segmentation names them
+
+    def title(self, number: int) -> str:
+        """How the panels list it: "1: 2.4 ml (Edema)"."""
+        return f"{number}: {self.volume_ml:.1f} ml ({', '.join(self.label_names)})"
 
 
 @dataclass
@@ -436,25 +450,57 @@ class SegmenterLogic:
     ) -> slicer.vtkMRMLSegmentationNode | None:
         return segmentation_node.GetNodeReference(REMOVED_ROLE)
 
-    def keep_removed(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[LabelStatistics]:
-        """Put what the island cleaning removed back into the segmentation, each region with the label
-        it had, where the reader left those voxels empty; an edit like any other (a re-run asks first).
-        Returns the statistics recomputed with them."""
+    def removed_regions(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[RemovedRegion]:
+        """The regions the island cleaning removed that are still left to keep, largest first (the
+        order :meth:`show_overlay` and :meth:`keep_removed` number them in, from 0)."""
         removed = self.removed_node(segmentation_node)
         if removed is None:
-            raise InputError(
-                f"the island cleaning removed nothing to keep from '{segmentation_node.GetName()}'"
-            )
+            return []
         reference = self._require_reference(segmentation_node)
-        add_to_segments(segmentation_node, read_labels(removed, reference), reference)
-        self._drop_removed(segmentation_node)
-        self.show_overlay(segmentation_node, "labels")
+        labels = read_labels(removed, reference)
+        numbered, sizes = islands_largest_first(labels)
+        geometry = world_geometry(reference)
+        voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
+        names = label_names(removed)
+        regions = []
+        for island, size in enumerate(sizes, start=1):
+            lps = geometry.index_to_world(island_centre(numbered, island)[None])[0]
+            values = np.unique(labels[numbered == island]).tolist()
+            centre = tuple(float(c) for c in LPS_TO_RAS @ lps)
+            regions.append(RemovedRegion(size * voxel_ml, centre, tuple(names[v] for v in values)))
+        return regions
+
+    def keep_removed(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, region: int | None = None
+    ) -> list[LabelStatistics]:
+        """Put what the island cleaning removed back into the segmentation, each region with the label
+        it had, where the reader left those voxels empty; an edit like any other (a re-run asks first).
+        ``region``: only that one (numbered as :meth:`removed_regions` lists them); the others stay to
+        look at. Returns the statistics recomputed with them."""
+        removed = self._require_removed(segmentation_node, "nothing to keep")
+        reference = self._require_reference(segmentation_node)
+        labels = read_labels(removed, reference)
+        if region is None:
+            kept = labels > 0
+        else:
+            numbered, sizes = islands_largest_first(labels)
+            self._require_region(segmentation_node, region, len(sizes))
+            kept = numbered == region + 1
+        add_to_segments(segmentation_node, np.where(kept, labels, 0), reference)
+        if kept.sum() == np.count_nonzero(labels):
+            self._drop_removed(segmentation_node)
+            self.show_overlay(segmentation_node, "labels")
+        else:
+            erase_from_segments(removed, kept, reference)
         return self.update_statistics(segmentation_node)
 
-    def show_overlay(self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str):
+    def show_overlay(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, overlay: str, removed_region: int = 0
+    ):
         """Show tumor labels (NCR/ED/ET), the nested regions (WT/TC/ET) made from the current labels, or
         the labels with the regions the island cleaning removed outlined beside them (the slice views
-        then pass through the largest).
+        then pass through ``removed_region``, numbered as :meth:`removed_regions` lists them: by
+        default the largest).
 
         Returns the node now shown (for "removed", the removed regions). Regions are recomputed each
         time, so they follow the user's edits.
@@ -474,11 +520,8 @@ class SegmenterLogic:
                 segmentation_node.SetNodeReferenceID(REGIONS_ROLE, regions.GetID())
             reference = self._require_reference(segmentation_node)
             write_regions(regions, read_labels(segmentation_node, reference), reference)
-        if overlay == "removed" and removed is None:
-            raise InputError(
-                f"the island cleaning removed no region of {NOTED_REMOVED_ML:g} ml or more from "
-                f"'{segmentation_node.GetName()}'"
-            )
+        if overlay == "removed":
+            self._require_removed(segmentation_node, f"no region of {NOTED_REMOVED_ML:g} ml or more")
         shown = {
             "labels": (segmentation_node,),
             "regions": (regions,),
@@ -487,8 +530,10 @@ class SegmenterLogic:
         for node in (segmentation_node, regions, removed):
             if node is not None and node.GetDisplayNode() is not None:
                 node.GetDisplayNode().SetVisibility(node in shown)
-        if overlay == "removed":
-            self._slices_through_largest(removed, self._require_reference(segmentation_node))
+        if overlay == "removed":  # a removed region lies apart from the tumour, often off the slices shown
+            listed = self.removed_regions(segmentation_node)
+            self._require_region(segmentation_node, removed_region, len(listed))
+            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *listed[removed_region].centre_ras)
         return shown[-1]
 
     def save_training_case(
@@ -568,13 +613,18 @@ class SegmenterLogic:
         display.SetVisibility(False)
         return node
 
-    def _slices_through_largest(self, segmentation_node, reference) -> None:
-        """Move every slice view to the largest region of ``segmentation_node``: a removed region lies
-        apart from the tumour, often outside the slices shown."""
-        centre = largest_island_centre(read_labels(segmentation_node, reference))
-        if centre is not None:
-            lps = world_geometry(reference).index_to_world(centre[None])[0]
-            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *(LPS_TO_RAS @ lps))
+    def _require_removed(self, segmentation_node, nothing: str) -> slicer.vtkMRMLSegmentationNode:
+        removed = self.removed_node(segmentation_node)
+        if removed is None:
+            raise InputError(f"the island cleaning removed {nothing} from '{segmentation_node.GetName()}'")
+        return removed
+
+    @staticmethod
+    def _require_region(segmentation_node, region: int, count: int) -> None:
+        if not 0 <= region < count:
+            raise InputError(
+                f"'{segmentation_node.GetName()}' has {count} removed region(s) left, no region {region + 1}"
+            )
 
     def _drop_removed(self, segmentation_node) -> None:
         node = self.removed_node(segmentation_node)

@@ -125,9 +125,8 @@ def add_to_segments(
     """Add each labelled voxel of ``labels`` to the tagged segment of its label, where the segmentation
     is empty, as the Segment Editor's paint adds (the node then counts as edited, so a re-run asks
     first); every other voxel stays as it is."""
-    tagged = reversed(tagged_segments(segmentation_node).items())  # the first segment of a label wins
-    segment_of = {value: identifier for identifier, value in tagged}
     values = np.unique(labels[labels > 0]).tolist()
+    segment_of = _segment_of_label(segmentation_node)
     missing = sorted(set(values) - set(segment_of))
     if missing:
         raise InputError(
@@ -136,10 +135,37 @@ def add_to_segments(
         )
     current = read_labels(segmentation_node, reference)
     added = (labels > 0) & (current == 0)
+    _replace_segments(segmentation_node, np.where(added, labels, current), values, reference)
+
+
+def erase_from_segments(
+    segmentation_node: slicer.vtkMRMLSegmentationNode, mask: np.ndarray, reference: slicer.vtkMRMLVolumeNode
+) -> None:
+    """Empty ``mask``'s voxels in every tagged segment; every other voxel stays as it is."""
+    current = read_labels(segmentation_node, reference)
+    values = np.unique(current[mask & (current > 0)]).tolist()
+    _replace_segments(segmentation_node, np.where(mask, 0, current), values, reference)
+
+
+def _segment_of_label(segmentation_node: slicer.vtkMRMLSegmentationNode) -> dict[int, str]:
+    """Label value -> segment id; where two segments carry a label, the first one."""
+    tagged = reversed(tagged_segments(segmentation_node).items())
+    return {value: identifier for identifier, value in tagged}
+
+
+def _replace_segments(
+    segmentation_node: slicer.vtkMRMLSegmentationNode,
+    labels: np.ndarray,
+    values: list[int],
+    reference: slicer.vtkMRMLVolumeNode,
+) -> None:
+    """Make the segment of each of ``values`` exactly the voxels ``labels`` gives it. Each segment is
+    replaced by itself: merging a mask into the segments' shared labelmap left voxels reading back
+    with another segment's label."""
+    segment_of = _segment_of_label(segmentation_node)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     for value in values:
-        segment = (current == value) | (added & (labels == value))
-        image = oriented_image(segment.astype(np.uint8), reference)
+        image = oriented_image((labels == value).astype(np.uint8), reference)
         logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_of[value], logic.MODE_REPLACE)
 
 
