@@ -203,14 +203,16 @@ def test_save_names_the_file_pair_holding_edits_kept_beside_a_newer_result(app, 
 
 def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_kept(app, loop):
     """The shipped BraTS model removes a 2.4 ml region from its sample (test_bundled_models): the page
-    says so, offers the overlay, shows it outlined beside the labels, and keeps it when asked."""
+    says so, lists it, offers the overlay, shows it outlined beside the labels, and keeps it when asked
+    (all removed regions, and on a second run the one chosen)."""
     data = app.panel.data
     change(app, model_id=BRATS_MODEL, keep_activations=False, keep_probabilities=False)
     change(app, case_key="sample:brats")
     app.open_case()
     app.segment()
     settle(loop, app)
-    assert data.has_removed and "Removed by cleaning" in data.message, data.message
+    assert "Removed by cleaning" in data.message, data.message
+    assert data.removed_regions == [{"title": "1: 2.4 ml (Peritumoral edema)", "value": 0}]
     segmentation = app.session.segmentation
     removed = app.session.logic.removed_node(segmentation)
     assert not removed.GetDisplayNode().GetVisibility()
@@ -233,9 +235,18 @@ def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_k
     region = read_labels(removed, reference)
     before = read_labels(segmentation, reference)
     app.page.keep_removed_clicked()  # the button
-    assert "Kept the removed regions" in data.message and not data.has_removed, data.message
+    assert "Kept the removed regions" in data.message and not data.removed_regions, data.message
     after = read_labels(segmentation, reference)
     np.testing.assert_array_equal(after, np.where(region > 0, region, before))
     whole = next(row for row in data.statistics if row["name"] == "Whole tumor (WT)")
     assert whole["voxels"] == np.count_nonzero(after)
+
+    app.segment()  # a new run (the kept region was an edit): keep the one region chosen
+    settle(loop, app)
+    segmentation = app.session.segmentation
+    change(app, overlay="removed", removed_region=0)
+    app.page.keep_removed_region_clicked()  # the button
+    assert "Kept the removed region in" in data.message and not data.removed_regions, data.message
+    np.testing.assert_array_equal(read_labels(segmentation, reference), after)
+    assert data.overlay == "labels" and app.session.logic.removed_node(segmentation) is None
     assert app.session.logic.removed_node(segmentation) is None

@@ -107,7 +107,9 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.currentNodeChanged.connect(self.onOutputChanged)
         self.ui.showRegionsRadioButton.toggled.connect(self.onOverlayChanged)
         self.ui.showRemovedRadioButton.toggled.connect(self.onOverlayChanged)
-        self.ui.keepRemovedButton.clicked.connect(self.onKeepRemoved)
+        self.ui.removedRegionComboBox.currentIndexChanged.connect(self.onRemovedRegionChanged)
+        self.ui.keepRemovedRegionButton.clicked.connect(self.onKeepRemovedRegion)
+        self.ui.keepRemovedButton.clicked.connect(self.onKeepAllRemoved)
         self.ui.showProbabilityCheckBox.toggled.connect(lambda checked: self.showLayers())
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.updateStatisticsButton.clicked.connect(self.onUpdateStatistics)
@@ -397,12 +399,18 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Tumor regions for brain-tumor results; what the cleaning removed where it removed a region."""
         node = self.ui.outputSegmentationSelector.currentNode()
         brats = self.ui.taskComboBox.currentData == "brats"
-        removed = node is not None and self.logic.removed_node(node) is not None
+        regions = []
+        if node is not None and self.logic.input_node(node) is not None:
+            try:
+                regions = self.logic.removed_regions(node)
+            except InputError as error:  # e.g. moved under another transform than its input
+                self.setStatus(f"Cannot list the removed regions: {error}", error=True)
+        _refill(self.ui.removedRegionComboBox, [(region.title(i + 1), i) for i, region in enumerate(regions)])
         self.ui.showLabelsRadioButton.text = "Labels (NCR / ED / ET)" if brats else "Labels"
         self.ui.showRegionsRadioButton.setVisible(brats)
-        self.ui.showRemovedRadioButton.setVisible(removed)
-        self.ui.keepRemovedButton.setVisible(removed)
-        self.ui.overlayWidget.setVisible(brats or removed)
+        self.ui.showRemovedRadioButton.setVisible(bool(regions))
+        self.ui.removedRegionWidget.setVisible(bool(regions))
+        self.ui.overlayWidget.setVisible(brats or bool(regions))
 
     def onOverlayChanged(self):
         node = self.ui.outputSegmentationSelector.currentNode()
@@ -413,19 +421,36 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             overlay = "regions"
         elif self.ui.showRemovedRadioButton.checked:
             overlay = "removed"
+        region = max(self.ui.removedRegionComboBox.currentIndex, 0)
         with slicer.util.tryWithErrorDisplay("Could not show the overlay.", waitCursor=True):
-            self.logic.show_overlay(node, overlay)
+            self.logic.show_overlay(node, overlay, region)
 
-    def onKeepRemoved(self):
+    def onRemovedRegionChanged(self):
+        """Choosing a removed region shows the removed regions, the views through the one chosen."""
+        if self.ui.showRemovedRadioButton.checked:
+            self.onOverlayChanged()
+        else:
+            self.ui.showRemovedRadioButton.checked = True  # its toggled signal shows the overlay
+
+    def onKeepRemovedRegion(self):
+        self.keepRemoved(self.ui.removedRegionComboBox.currentIndex)
+
+    def onKeepAllRemoved(self):
+        self.keepRemoved(None)
+
+    def keepRemoved(self, region):
+        """Keep one removed region (``region``, as the list numbers them from 0) or all (None)."""
         node = self.ui.outputSegmentationSelector.currentNode()
-        with slicer.util.tryWithErrorDisplay("Could not keep the removed regions.", waitCursor=True):
-            rows = self.logic.keep_removed(node)
-            self.ui.showLabelsRadioButton.checked = True
+        what = "the removed regions" if region is None else "the removed region"
+        with slicer.util.tryWithErrorDisplay(f"Could not keep {what}.", waitCursor=True):
+            rows = self.logic.keep_removed(node, region)
             self.showOverlayChoices()
+            if self.logic.removed_node(node) is None:
+                self.ui.showLabelsRadioButton.checked = True
+            else:
+                self.onOverlayChanged()  # the views move on to a region still left
             self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node))
-            self.setStatus(
-                f"Kept the removed regions in '{node.GetName()}'. {summary(rows, self.logic.task(node))}."
-            )
+            self.setStatus(f"Kept {what} in '{node.GetName()}'. {summary(rows, self.logic.task(node))}.")
 
     def showLayers(self, fit=False):
         """The input as background and, if asked for, the first probability map as foreground."""

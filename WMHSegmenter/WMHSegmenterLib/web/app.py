@@ -74,11 +74,12 @@ class WebApp:
         self.page.cancel_clicked.connect(self.session.cancel)
         self.page.save_clicked.connect(self._reported(self.save))
         self.page.keep_removed_clicked.connect(self._reported(self.keep_removed))
+        self.page.keep_removed_region_clicked.connect(self._reported(self.keep_removed_region))
         name = self.panel.name
         self.panel.bind_changes(
             {
                 name.model_id: self._reported(self._list_cases),
-                name.overlay: self._reported(self._show_overlay),
+                (name.overlay, name.removed_region): self._reported(self._show_overlay),
                 name.foreground: self._reported(self._show_foreground),
                 name.foreground_opacity: lambda opacity: set_foreground_opacity(self.slicer.scene, opacity),
                 (name.layer, name.view, name.channel, name.class_name): self._reported(self._show_foreground),
@@ -162,7 +163,7 @@ class WebApp:
         self.session.logic.show_overlay(node, "labels")
         data = self.panel.data
         data.has_result, data.is_brats, data.overlay = True, bundle.task == "brats", "labels"
-        data.has_removed = result.removed_node is not None
+        self._list_removed_regions()
         data.statistics = statistics_rows(result.statistics)
         data.count_heading = count_heading(bundle.task)
         self._offer_foregrounds(result)
@@ -196,10 +197,18 @@ class WebApp:
 
     # --- overlays -----------------------------------------------------------------------------
 
-    def _show_overlay(self, overlay: str, *_) -> None:
+    def _show_overlay(self, *_) -> None:
+        data = self.panel.data
         if self.session.segmentation is not None:
-            self.session.logic.show_overlay(self.session.segmentation, overlay)
+            self.session.logic.show_overlay(self.session.segmentation, data.overlay, int(data.removed_region))
             self._style_regions()
+
+    def _list_removed_regions(self) -> None:
+        """Offer what the cleaning removed and is left to keep, the largest first."""
+        regions = self.session.logic.removed_regions(self.session.segmentation)
+        data = self.panel.data
+        data.removed_regions = [{"title": r.title(i + 1), "value": i} for i, r in enumerate(regions)]
+        data.removed_region = 0
 
     def _style_regions(self, *_) -> None:
         """The regions node is not the editor's, so it takes the editor's display settings from here."""
@@ -260,11 +269,21 @@ class WebApp:
 
     def keep_removed(self) -> None:
         """What the cleaning removed goes back into the result (an edit: Save keeps it)."""
-        segmentation = self.session.segmentation
-        rows = self.session.logic.keep_removed(segmentation)
-        data = self.panel.data
-        data.has_removed, data.overlay, data.statistics = False, "labels", statistics_rows(rows)
-        self._say(f"Kept the removed regions in '{segmentation.GetName()}'; Save keeps them.", "success")
+        self._keep_removed(None, "the removed regions")
+
+    def keep_removed_region(self) -> None:
+        """The removed region the views pass through goes back; the others stay to look at."""
+        self._keep_removed(int(self.panel.data.removed_region), "the removed region")
+
+    def _keep_removed(self, region: int | None, what: str) -> None:
+        segmentation, data = self.session.segmentation, self.panel.data
+        data.statistics = statistics_rows(self.session.logic.keep_removed(segmentation, region))
+        self._list_removed_regions()
+        if data.removed_regions:
+            self._show_overlay()  # the views move on to the largest region left
+        else:
+            data.overlay = "labels"
+        self._say(f"Kept {what} in '{segmentation.GetName()}'; Save keeps the change.", "success")
 
     def save(self) -> None:
         saved = iter(self.session.save().items())

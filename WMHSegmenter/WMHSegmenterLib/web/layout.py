@@ -47,7 +47,9 @@ class PanelState:
     message_type: str = "info"  # a v-alert type: info, success, warning, error
     has_result: bool = False
     is_brats: bool = False
-    has_removed: bool = False  # the island cleaning removed a region the status names
+    #: what the island cleaning removed and is left to keep, largest first: select items {"title", "value"}
+    removed_regions: list[dict] = field(default_factory=list)
+    removed_region: int = 0  # the one the views pass through under the "removed" overlay
     overlay: str = "labels"  # or "regions", "removed"
     foregrounds: list[dict] = field(default_factory=list)
     foreground: str = "none"
@@ -72,6 +74,7 @@ class Page:
     cancel_clicked = Signal()
     save_clicked = Signal()
     keep_removed_clicked = Signal()
+    keep_removed_region_clicked = Signal()
 
     def __init__(self, server: Server, layout_manager: LayoutManager):
         self.panel = TypedState(server.state, PanelState, namespace="wmh")
@@ -191,9 +194,10 @@ class Page:
     def _build_results(self) -> None:
         name = self.panel.name
         v.VDivider(classes="my-3")
+        has_removed = f"{name.removed_regions}.length > 0"
         with v.VRadioGroup(
             id="wmh-overlay",
-            v_if=(f"{name.is_brats} || {name.has_removed}",),
+            v_if=(f"{name.is_brats} || {has_removed}",),
             v_model=(name.overlay,),
             inline=True,
             density="compact",
@@ -201,18 +205,37 @@ class Page:
         ):
             v.VRadio(label="Tumor labels", value="labels")
             v.VRadio(v_if=(name.is_brats,), label="Regions WT/TC/ET", value="regions")
-            v.VRadio(v_if=(name.has_removed,), label="Removed by cleaning", value="removed")
-        v.VBtn(
-            "Keep removed regions",
-            id="wmh-keep-removed",
-            v_if=(name.has_removed,),
-            click=self.keep_removed_clicked,
-            disabled=(name.running,),
-            prepend_icon="mdi-plus-box-multiple",
-            variant="tonal",
-            size="small",
-            classes="mt-1",
+            v.VRadio(v_if=(has_removed,), label="Removed by cleaning", value="removed")
+        v.VSelect(
+            id="wmh-removed-region",
+            v_if=(f"{has_removed} && {name.overlay} === 'removed'",),
+            label="Removed region (the views pass through it)",
+            items=(name.removed_regions,),
+            v_model=(name.removed_region,),
+            density="compact",
+            hide_details=True,
+            classes="mt-2",
         )
+        with html.Div(v_if=(has_removed,), classes="d-flex ga-2 mt-1"):
+            v.VBtn(
+                "Keep this region",
+                id="wmh-keep-removed-region",
+                v_if=(f"{name.overlay} === 'removed'",),
+                click=self.keep_removed_region_clicked,
+                disabled=(name.running,),
+                prepend_icon="mdi-plus-box",
+                variant="tonal",
+                size="small",
+            )
+            v.VBtn(
+                "Keep all",
+                id="wmh-keep-removed",
+                click=self.keep_removed_clicked,
+                disabled=(name.running,),
+                prepend_icon="mdi-plus-box-multiple",
+                variant="tonal",
+                size="small",
+            )
         SegmentDisplayUI(typed_state=self.display, variant="flat", density="compact")
         v.VSelect(
             id="wmh-foreground",
