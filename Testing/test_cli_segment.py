@@ -209,6 +209,16 @@ def _zero_spacing(path):
     return path
 
 
+def _spacing_in_metres(path):
+    """A 1 mm scan whose header says 0.001: its spacing read in other units."""
+    return write_volume(Volume(blob_volume().array, Geometry.identity(spacing=(0.001,) * 3)), path)
+
+
+def _field_of_view_of_a_house(path):
+    """A scan whose header says 50 mm voxels: resampled to a model's grid it would not fit in memory."""
+    return write_volume(Volume(blob_volume().array, Geometry.identity(spacing=(50.0,) * 3)), path)
+
+
 def _not_an_image(path):
     path.write_text("this is not an image")
     return path
@@ -226,6 +236,8 @@ def _not_an_image(path):
         (_zeros, "all zeros"),
         (_mostly_nan, "NaN or infinite"),
         (_zero_spacing, "spacing must be positive"),
+        (_spacing_in_metres, "finer than any MRI's (0.05 mm): check the units"),
+        (_field_of_view_of_a_house, "larger than a head's (at most 600 mm along an axis)"),
     ],
 )
 def test_bad_input_file_gets_one_line_naming_it_and_leaves_no_output(

@@ -29,6 +29,11 @@ READABLE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Non-finite voxels up to this fraction are zeroed with a warning; more means a broken file.
 MAX_NONFINITE_FRACTION = 0.01
 GRID_TOLERANCE = 1e-4
+#: No head scan is wider than this along an axis (a head-and-neck field of view is about 300 mm): a
+#: larger one means a header in other units, and resampling it to a model's grid would exhaust memory.
+MAX_FIELD_OF_VIEW_MM = 600.0
+#: No MRI voxel is finer than this (clinical scans 0.2-8 mm): a finer spacing means a header in other units.
+MIN_SPACING_MM = 0.05
 #: Slice gaps of a DICOM series may differ by this fraction of the typical gap (rounding in headers).
 DICOM_GAP_TOLERANCE = 0.01
 
@@ -149,6 +154,20 @@ def check_image(volume: Volume, source: str | Path) -> Volume:
         raise InputError(f"expected a 3D volume, got {volume.array.ndim} dimensions", source)
     if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise InputError(f"voxel spacing must be positive, got {tuple(spacing.tolist())}", source)
+    if np.any(spacing < MIN_SPACING_MM):
+        raise InputError(
+            f"voxel spacing {_millimetres(spacing)} mm is finer than any MRI's ({MIN_SPACING_MM:g} mm): "
+            "check the units of the header's spacing",
+            source,
+        )
+    field_of_view = spacing * np.asarray(volume.array.shape[::-1])
+    if np.any(field_of_view > MAX_FIELD_OF_VIEW_MM):
+        raise InputError(
+            f"field of view {_millimetres(field_of_view)} mm is larger than a head's (at most "
+            f"{MAX_FIELD_OF_VIEW_MM:g} mm along an axis): check the header's voxel spacing, "
+            f"{_millimetres(spacing)} mm",
+            source,
+        )
     finite = np.isfinite(volume.array)
     nonfinite = volume.array.size - int(np.count_nonzero(finite))
     if nonfinite:
@@ -157,6 +176,10 @@ def check_image(volume: Volume, source: str | Path) -> Volume:
     if not np.any(volume.array):
         raise InputError("image is all zeros", source)
     return volume
+
+
+def _millimetres(values: np.ndarray) -> str:
+    return " x ".join(f"{value:g}" for value in values)
 
 
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
