@@ -13,6 +13,7 @@ from conftest import make_bundle
 from wmhseg_training.cli import main
 from wmhseg_training.config import DEFAULTS
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
+from WMHSegmenterLib.engine.device import precision_name
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
 from WMHSegmenterLib.engine.predictor import Predictor
 from WMHSegmenterLib.engine.tasks import task_metadata
@@ -187,6 +188,9 @@ def test_a_bundle_recording_a_setting_this_version_no_longer_knows_is_reissued_w
     code = main(["reissue", str(source.folder), "--out", str(out), "--version", "9.9.9"])
     assert code == 0, capsys.readouterr().err
     assert ModelBundle(out).meta["validation"]["metrics"] == meta["validation"]["metrics"]
+    # its table was scored before mixed precision became the default, and the card says so
+    assert "precision" not in meta["validation"]
+    assert "original grid, the network in float32." in (out / "MODEL_CARD.md").read_text()
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
@@ -216,6 +220,7 @@ def test_reissue_sets_a_bias_correction_that_the_bundle_applies_and_its_validati
     assert reissued.preprocessing["bias_correction"] == "n4_trimmed"
     assert reissued.meta["training"] == ModelBundle(bundle).meta["training"]  # trained without it
     assert reissued.meta["validation"]["preprocessing"]["bias_correction"] == "n4_trimmed"
+    assert reissued.meta["validation"]["precision"] == precision_name("cpu")  # scored again here
     (case,) = reissued.meta["training"]["data"]["validation_cases"]
     flair = {"flair": read_image(data / case / "flair.nii.gz")}
     corrected, plain = (Predictor(b, device="cpu").predict(flair) for b in (reissued, ModelBundle(bundle)))

@@ -22,6 +22,7 @@ from wmhseg_training.checkpoints import load_checkpoint, save_checkpoint
 from wmhseg_training.cli import main
 from wmhseg_training.metadata import network_config
 from WMHSegmenterLib.engine.bundle import ModelBundle, find_bundle, sha256_of
+from WMHSegmenterLib.engine.device import precision_name
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_wmh
 from WMHSegmenterLib.engine.predictor import Predictor
@@ -92,6 +93,8 @@ def test_tiny_run_trains_validates_exports_and_segments(tmp_path, monkeypatch, c
     assert {"code_version", "date", "hardware", "seconds", "data", "epochs"} <= set(meta["training"])
     card = (bundle_dir / "MODEL_CARD.md").read_text()
     assert "## Limitations" in card and card.rstrip().endswith("Misses lesions under 3 voxels.")
+    assert meta["validation"]["precision"] == precision_name("cpu")  # bfloat16 where the CPU has it
+    assert f"original grid, the network in {precision_name('cpu')}." in card
     assert meta["training"]["checkpoint"] == "best.pt" and "so the table is optimistic" in card
     assert "the bundle's differ" not in card
     monkeypatch.setenv("WMHSEG_MODELS", str(bundle_dir.parent))

@@ -34,6 +34,7 @@ from .config import (
 from .initial_weights import TRAINING_ONLY_PREFIX
 from .loop import run_paths
 from .metadata import (
+    UNRECORDED_PRECISION,
     bundle_metadata,
     input_names,
     island_setting_upgraded,
@@ -355,6 +356,7 @@ def validation_summary(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "inference": validated_inference_settings(merge(DEFAULTS, state["config"])),
         "metrics": state["validation_metrics"],
+        "precision": state.get("validation_precision", UNRECORDED_PRECISION),
         "epoch": state["epoch"],
         "cases": len(data["validation_cases"]),
         "selection": state["best"],

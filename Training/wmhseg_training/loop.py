@@ -54,7 +54,7 @@ from .provenance import code_version, hardware
 from .sampling import EpochIndices, PatchDataset, PatchSampler
 from .splits import split_cases
 from .synthetic.dataset import MixedPatchSampler, mix_with_synthetic, synthetic_sampler
-from .validation import SELECTION_METRIC, validate
+from .validation import SELECTION_METRIC, validate, validation_precision
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
@@ -271,6 +271,7 @@ def _train(config, run_dir: Path, resume: bool, context, show_progress: bool, ec
                 "seconds": seconds,
                 "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "validation_metrics": {k[4:]: v for k, v in row.items() if k.startswith("val_")},
+                "validation_precision": validation_precision(context.device),
             }
             if is_best:
                 save_checkpoint({**snapshot, "model": optimization.network.state_dict()}, paths["best"])

@@ -118,6 +118,11 @@ def validated_inference_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+#: What validation computed in before runs recorded it: the engine ran float32 until mixed precision
+#: became its default (2026-12-02).
+UNRECORDED_PRECISION = "float32"
+
+
 def validation_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The inference settings a bundle's validation table was scored with: recorded beside the table
     since export scores it with the bundle's own settings; for bundles made before, the run's. A

@@ -9,6 +9,7 @@ from WMHSegmenterLib.engine.preprocessing import N4_TRIMMED_PERCENTILE
 
 from .config import differences
 from .metadata import (
+    UNRECORDED_PRECISION,
     run_preprocessing,
     run_validation_settings,
     validation_preprocessing,
@@ -67,6 +68,8 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         f"- Resampled to {spacing} mm (x, y, z){_bias_correction(meta['preprocessing'])} and z-scored "
         "inside the head before the network.",
         f"- Outputs: {', '.join(label['name'] for label in meta['outputs']['labels'])}.",
+        "- The network computes in bfloat16 on CPUs that multiply it natively (AVX512-BF16 or AMX), in "
+        "float16 on CUDA GPUs, and in float32 elsewhere or with `--no-mixed-precision`.",
         "",
         "## Training data",
         "",
@@ -91,7 +94,8 @@ def model_card(meta: Mapping[str, Any], notes: str = "") -> str:
         "|---|---|",
         *rows,
         "",
-        "Scored by the engine's metrics (WMH challenge / BraTS definitions) on each case's original grid.",
+        "Scored by the engine's metrics (WMH challenge / BraTS definitions) on each case's original grid, "
+        f"the network in {validation.get('precision', UNRECORDED_PRECISION)}.",
         *_validation_caveats(meta),
         "",
         "## Limitations",

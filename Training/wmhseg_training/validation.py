@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from WMHSegmenterLib.engine.bundle import ModelBundle
-from WMHSegmenterLib.engine.device import resolve_device
+from WMHSegmenterLib.engine.device import precision_name, resolve_device
 from WMHSegmenterLib.engine.errors import InputError
 from WMHSegmenterLib.engine.metrics import evaluate_brats, evaluate_wmh
 from WMHSegmenterLib.engine.predictor import Prediction, Predictor
@@ -62,6 +62,12 @@ def validation_predictor(
     return Predictor(ModelBundle(run_dir, meta=meta), device=device.type, network=network)
 
 
+def validation_precision(device: torch.device) -> str:
+    """What :func:`validation_predictor` computes in: the engine's default, mixed precision where the
+    device has it."""
+    return precision_name(device.type)
+
+
 def scored_with_bundle_settings(
     validation: dict[str, Any],
     network: torch.nn.Module,
@@ -90,7 +96,13 @@ def scored_with_bundle_settings(
         return validation
     device = torch.device(resolve_device("auto"))
     metrics = validate(network, as_bundle(config), [found[i] for i in case_ids], device, folder)
-    return {**validation, "metrics": metrics, "inference": settings, "preprocessing": config["preprocessing"]}
+    return {
+        **validation,
+        "metrics": metrics,
+        "inference": settings,
+        "preprocessing": config["preprocessing"],
+        "precision": validation_precision(device),
+    }
 
 
 def as_bundle(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,3 +45,10 @@ def mixed_precision_dtype(device_type: str):
         native = [getattr(torch.cpu, name, lambda: False)() for name in _NATIVE_BF16_CHECKS]
         return torch.bfloat16 if any(native) else None
     return None
+
+
+def precision_name(device_type: str, mixed_precision: bool = True) -> str:
+    """What the network computes in on this device ("float16", "bfloat16" or "float32"): recorded
+    beside validation tables, since mixed precision moves a score in its third or fourth decimal."""
+    dtype = mixed_precision_dtype(device_type) if mixed_precision else None
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
