@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from WMHSegmenterLib.engine.labels import BRATS2023
-from WMHSegmenterLib.engine.quantify import count_heading, label_statistics, summary, task_regions
+from WMHSegmenterLib.engine.quantify import (
+    count_heading,
+    islands,
+    label_statistics,
+    summary,
+    task_regions,
+    write_islands_csv,
+)
 from WMHSegmenterLib.engine.volume import Geometry, Volume
 
 BRATS_NAMES = {1: "Necrotic core", 2: "Edema", 4: "Enhancing tumor"}
@@ -66,3 +73,24 @@ def test_summary_counts_a_tumor_in_foci_and_white_matter_hyperintensities_in_les
     assert summary(wmh, "wmh") == "White matter hyperintensity: 0.12 ml in 2 lesions"
     assert summary(wmh[:0], "wmh") == ""
     assert (count_heading("brats"), count_heading("wmh")) == ("Foci", "Lesions")
+
+
+def test_islands_come_largest_first_with_volume_labels_and_centre_in_ras(tmp_path):
+    array = np.zeros((20, 20, 20), np.uint8)
+    array[2:4, 2:4, 2:4] = 1  # 8 voxels
+    array[10:15, 6:9, 12:20] = 2  # 120 voxels, mean index (z, y, x) (12, 7, 15.5)
+    array[12, 7, 12] = 4  # inside it: the same island
+    geometry = Geometry((2.0, 1.0, 1.0), (10.0, 20.0, 30.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
+    first, second = islands(Volume(array, geometry))
+    assert (first.voxels, first.labels, second.voxels, second.labels) == (120, (2, 4), 8, (1,))
+    assert first.volume_ml == 120 * 2.0 / 1000
+    # LPS (15.5 * 2 + 10, 7 + 20, 12 + 30) is RAS (-41, -27, 42)
+    np.testing.assert_allclose(first.centre_ras_mm, (-41.0, -27.0, 42.0))
+    assert islands(Volume(np.zeros_like(array), geometry)) == []
+
+    table = write_islands_csv([first, second], {1: "Core", 2: "Edema", 4: "Enhancing"}, tmp_path / "l.csv")
+    assert table.read_text().splitlines() == [
+        "number,labels,voxels,volume_ml,centre_r_mm,centre_a_mm,centre_s_mm",
+        "1,Edema+Enhancing,120,0.24,-41.0,-27.0,42.0",
+        "2,Core,8,0.016,-15.0,-22.5,32.5",
+    ]

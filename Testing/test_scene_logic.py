@@ -316,16 +316,16 @@ def test_removed_regions_are_listed_largest_first_and_each_can_be_looked_at_and_
     node, flair = result.segmentation_node, nodes["flair"]
     before = read_labels(node, flair)
     regions = logic.removed_regions(node)
-    assert [region.title(number) for number, region in enumerate(regions, start=1)] == [
-        "1: 5.1 ml (Necrotic and non-enhancing tumor core)",
-        "2: 1.5 ml (Peritumoral edema)",
+    assert logic.island_titles(node, regions) == [
+        "1: 5.13 ml (Necrotic and non-enhancing tumor core)",
+        "2: 1.52 ml (Peritumoral edema)",
     ]
     edema = np.zeros_like(before, bool)
     edema[28:36, 2:10, 28:36] = True
     ijk_to_ras = vtk.vtkMatrix4x4()
     flair.GetIJKToRASMatrix(ijk_to_ras)
     centre = np.array(ijk_to_ras.MultiplyPoint([*np.argwhere(edema).mean(axis=0)[::-1], 1.0])[:3])
-    np.testing.assert_allclose(regions[1].centre_ras, centre, atol=1e-6)
+    np.testing.assert_allclose(regions[1].centre_ras_mm, centre, atol=1e-6)
     logic.show_overlay(node, "removed")  # the largest first
     assert max(distances_to_slices(mrml_scene.scene, centre)) > 5
     assert logic.show_overlay(node, "removed", removed_region=1) is result.removed_node
@@ -335,8 +335,8 @@ def test_removed_regions_are_listed_largest_first_and_each_can_be_looked_at_and_
 
     logic.keep_removed(node, region=1)  # the edema only
     np.testing.assert_array_equal(read_labels(node, flair), np.where(edema, 2, before))
-    assert [region.title(1) for region in logic.removed_regions(node)] == [
-        "1: 5.1 ml (Necrotic and non-enhancing tumor core)"
+    assert logic.island_titles(node, logic.removed_regions(node)) == [
+        "1: 5.13 ml (Necrotic and non-enhancing tumor core)"
     ]
     assert not read_labels(result.removed_node, flair)[edema].any()
     with pytest.raises(InputError, match="has 1 removed region\\(s\\) left, no region 2"):
@@ -345,6 +345,31 @@ def test_removed_regions_are_listed_largest_first_and_each_can_be_looked_at_and_
     logic.keep_removed(node, region=0)  # the last one: nothing is left to look at
     assert logic.removed_node(node) is None and logic.removed_regions(node) == []
     assert np.count_nonzero(read_labels(node, flair) == 1) == np.count_nonzero(before == 1) + 12**3
+
+
+def test_lesions_of_the_result_as_edited_are_listed_largest_first_and_the_views_go_to_each(
+    mrml_scene, tmp_path
+):
+    logic, _, nodes, result, _ = segment_with_a_removed_region(mrml_scene, tmp_path)
+    add_slice_views(mrml_scene.scene)
+    node, flair = result.segmentation_node, nodes["flair"]
+    assert logic.island_titles(node, logic.lesions(node)) == ["1: 10.02 ml (Peritumoral edema)"]
+    logic.keep_removed(node, region=1)  # an edit: the kept edema becomes the second lesion
+    found = logic.lesions(node)
+    assert logic.island_titles(node, found) == [
+        "1: 10.02 ml (Peritumoral edema)",
+        "2: 1.52 ml (Peritumoral edema)",
+    ]
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    flair.GetIJKToRASMatrix(ijk_to_ras)
+    for lesion, box in enumerate([np.s_[2:17, 2:17, 2:17], np.s_[28:36, 2:10, 28:36]]):
+        inside = np.zeros(flair.GetImageData().GetDimensions()[::-1], bool)
+        inside[box] = True
+        centre = np.array(ijk_to_ras.MultiplyPoint([*np.argwhere(inside).mean(axis=0)[::-1], 1.0])[:3])
+        assert logic.show_lesion(node, lesion) == found[lesion]
+        assert max(distances_to_slices(mrml_scene.scene, centre)) <= 1e-6
+    with pytest.raises(InputError, match="has 2 lesion\\(s\\), no lesion 3"):
+        logic.show_lesion(node, 2)
 
 
 def test_regions_are_refused_for_wmh(wmh_case):

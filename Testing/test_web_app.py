@@ -212,7 +212,7 @@ def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_k
     app.segment()
     settle(loop, app)
     assert "Removed by cleaning" in data.message, data.message
-    assert data.removed_regions == [{"title": "1: 2.4 ml (Peritumoral edema)", "value": 0}]
+    assert data.removed_regions == [{"title": "1: 2.37 ml (Peritumoral edema)", "value": 0}]
     segmentation = app.session.segmentation
     removed = app.session.logic.removed_node(segmentation)
     assert not removed.GetDisplayNode().GetVisibility()

@@ -402,10 +402,10 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         regions = []
         if node is not None and self.logic.input_node(node) is not None:
             try:
-                regions = self.logic.removed_regions(node)
+                regions = self.logic.island_titles(node, self.logic.removed_regions(node))
             except InputError as error:  # e.g. moved under another transform than its input
                 self.setStatus(f"Cannot list the removed regions: {error}", error=True)
-        _refill(self.ui.removedRegionComboBox, [(region.title(i + 1), i) for i, region in enumerate(regions)])
+        _refill(self.ui.removedRegionComboBox, [(title, index) for index, title in enumerate(regions)])
         self.ui.showLabelsRadioButton.text = "Labels (NCR / ED / ET)" if brats else "Labels"
         self.ui.showRegionsRadioButton.setVisible(brats)
         self.ui.showRemovedRadioButton.setVisible(bool(regions))

@@ -107,18 +107,12 @@ def removed_regions(
 def islands_largest_first(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Foreground islands (26-connected) numbered 1, 2, ... from the largest down (equal sizes in scan
     order), and their sizes in voxels in that order: island ``k`` is ``numbered == k``. The order a
-    reader steps through removed regions in, and the number they keep one by."""
+    reader steps through lesions and removed regions in, and the number they keep one by."""
     components, sizes = _islands(labels)
     order = np.argsort(-sizes[1:], kind="stable") + 1
     rank = np.zeros(len(sizes), dtype=np.int32)
     rank[order] = np.arange(1, len(order) + 1)
     return rank[components], sizes[order]
-
-
-def island_centre(numbered: np.ndarray, island: int) -> np.ndarray:
-    """The mean voxel index (z, y, x) of island ``island`` of ``numbered`` (from
-    :func:`islands_largest_first`): where to put the views so a reader sees it."""
-    return np.argwhere(numbered == island).mean(axis=0)
 
 
 def removes_islands(min_component_voxels: int, min_island_fraction: float) -> bool:

@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from .bundle import ModelBundle
 from .labels import BRATS2018, REGION_NAMES, converted_value, region_labels
-from .volume import Volume, publish_file
+from .postprocess import islands_largest_first
+from .volume import LPS_TO_RAS, Volume, publish_file
 
 
 @dataclass
@@ -30,6 +31,21 @@ class LabelStatistics:
 
 
 COLUMNS = [column.name for column in fields(LabelStatistics)]
+
+
+@dataclass(frozen=True)
+class Island:
+    """One separate piece of a label map (26-connected, all labels together): a lesion, a tumour's
+    focus, or a region the island cleaning removed. A reader goes through them one by one."""
+
+    voxels: int
+    volume_ml: float
+    centre_ras_mm: tuple[float, float, float]  # the mean of its voxels, as Slicer shows positions
+    labels: tuple[int, ...]  # the label values in it
+
+
+#: The per-island table's columns (``--lesions``): its number (1 the largest), then the island's facts.
+ISLAND_COLUMNS = ["number", "labels", "voxels", "volume_ml", "centre_r_mm", "centre_a_mm", "centre_s_mm"]
 
 #: What one separate piece of a label is called in a task's summary: a WMH comes in lesions, a glioma's
 #: regions (and the sub-regions within them) in foci.
@@ -69,6 +85,40 @@ def label_statistics(
         label = "+".join(str(value) for value in values)
         rows.append(LabelStatistics(label, name, voxels, round(voxels * voxel_ml, 4), int(components)))
     return rows
+
+
+def islands(labels: Volume) -> list[Island]:
+    """Every island of ``labels``, the largest first (as :func:`postprocess.islands_largest_first`
+    numbers them)."""
+    numbered, sizes = islands_largest_first(labels.array)
+    numbers = np.arange(1, len(sizes) + 1)
+    centres_zyx = np.asarray(ndimage.center_of_mass(numbered > 0, numbered, numbers)).reshape(-1, 3)
+    centres_ras = labels.geometry.index_to_world(centres_zyx) @ LPS_TO_RAS
+    voxel_ml = float(np.prod(labels.geometry.spacing)) / 1000.0
+    found = []
+    for number, box, size, centre in zip(numbers, ndimage.find_objects(numbered), sizes, centres_ras):
+        values = np.unique(labels.array[box][numbered[box] == number])
+        found.append(
+            Island(int(size), float(size * voxel_ml), tuple(map(float, centre)), tuple(map(int, values)))
+        )
+    return found
+
+
+def write_islands_csv(
+    found: Sequence[Island], names: Mapping[int, str], path: str | Path, overwrite: bool = False
+) -> Path:
+    """One row per island, numbered from the largest; labels by name, joined by "+"."""
+    rows = [
+        {
+            "number": number,
+            "labels": "+".join(names.get(value, str(value)) for value in island.labels),
+            "voxels": island.voxels,
+            "volume_ml": round(island.volume_ml, 4),
+            **dict(zip(ISLAND_COLUMNS[-3:], (round(c, 2) for c in island.centre_ras_mm))),
+        }
+        for number, island in enumerate(found, start=1)
+    ]
+    return _write_csv(rows, ISLAND_COLUMNS, path, overwrite)
 
 
 def piece_nouns(task: str) -> tuple[str, str]:

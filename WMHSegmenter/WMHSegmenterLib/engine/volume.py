@@ -36,6 +36,8 @@ MAX_FIELD_OF_VIEW_MM = 600.0
 MIN_SPACING_MM = 0.05
 #: Slice gaps of a DICOM series may differ by this fraction of the typical gap (rounding in headers).
 DICOM_GAP_TOLERANCE = 0.01
+#: Multiplying by this turns LPS coordinates into RAS (as Slicer and NIfTI viewers show them) and back.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True)

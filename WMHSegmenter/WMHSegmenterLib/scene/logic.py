@@ -25,8 +25,16 @@ import slicer
 from ..engine.bundle import ModelBundle, list_bundles
 from ..engine.cases import match_case_id
 from ..engine.errors import InputError
-from ..engine.postprocess import NOTED_REMOVED_ML, island_centre, islands_largest_first
-from ..engine.quantify import LabelStatistics, bundle_statistics, label_statistics, summary, task_regions
+from ..engine.postprocess import NOTED_REMOVED_ML, islands_largest_first
+from ..engine.quantify import (
+    Island,
+    LabelStatistics,
+    bundle_statistics,
+    islands,
+    label_statistics,
+    summary,
+    task_regions,
+)
 from ..engine.volume import Volume, check_image, check_output_path, write_volume
 from .activations import (
     DEFAULT_OPACITY,
@@ -38,7 +46,7 @@ from .activations import (
     show_in_slice_views,
     view_spec,
 )
-from .nodes import LPS_TO_RAS, set_array_on_grid_of, volume_from_node, world_geometry
+from .nodes import set_array_on_grid_of, volume_from_node, world_geometry
 from .segmentation import (
     add_to_segments,
     edited_fingerprint,
@@ -119,19 +127,6 @@ class Job:
     def reference(self) -> slicer.vtkMRMLScalarVolumeNode:
         """The first modality: outputs lie on its voxel grid."""
         return self.input_nodes[self.bundle.input_names[0]]
-
-
-@dataclass(frozen=True)
-class RemovedRegion:
-    """One region the island cleaning removed, for a reader to look at and keep or leave."""
-
-    volume_ml: float
-    centre_ras: tuple[float, float, float]
-    label_names: tuple[str, ...]  # the labels it had, as the removed segmentation names them
-
-    def title(self, number: int) -> str:
-        """How the panels list it: "1: 2.4 ml (Edema)"."""
-        return f"{number}: {self.volume_ml:.1f} ml ({', '.join(self.label_names)})"
 
 
 @dataclass
@@ -450,25 +445,36 @@ class SegmenterLogic:
     ) -> slicer.vtkMRMLSegmentationNode | None:
         return segmentation_node.GetNodeReference(REMOVED_ROLE)
 
-    def removed_regions(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[RemovedRegion]:
+    def removed_regions(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[Island]:
         """The regions the island cleaning removed that are still left to keep, largest first (the
         order :meth:`show_overlay` and :meth:`keep_removed` number them in, from 0)."""
         removed = self.removed_node(segmentation_node)
-        if removed is None:
-            return []
-        reference = self._require_reference(segmentation_node)
-        labels = read_labels(removed, reference)
-        numbered, sizes = islands_largest_first(labels)
-        geometry = world_geometry(reference)
-        voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
-        names = label_names(removed)
-        regions = []
-        for island, size in enumerate(sizes, start=1):
-            lps = geometry.index_to_world(island_centre(numbered, island)[None])[0]
-            values = np.unique(labels[numbered == island]).tolist()
-            centre = tuple(float(c) for c in LPS_TO_RAS @ lps)
-            regions.append(RemovedRegion(size * voxel_ml, centre, tuple(names[v] for v in values)))
-        return regions
+        return [] if removed is None else self._islands(removed, segmentation_node)
+
+    def lesions(self, segmentation_node: slicer.vtkMRMLSegmentationNode) -> list[Island]:
+        """The separate lesions (a tumour's foci) of the segmentation as it is now, edits included,
+        largest first (the order :meth:`show_lesion` numbers them in, from 0)."""
+        return self._islands(segmentation_node, segmentation_node)
+
+    def island_titles(
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, islands: list[Island]
+    ) -> list[str]:
+        """How the panels list lesions or removed regions: "1: 2.40 ml (Edema)", by the segments' names."""
+        names = label_names(segmentation_node)
+        return [
+            f"{number}: {island.volume_ml:.2f} ml ({', '.join(names.get(v, str(v)) for v in island.labels)})"
+            for number, island in enumerate(islands, start=1)
+        ]
+
+    def show_lesion(self, segmentation_node: slicer.vtkMRMLSegmentationNode, lesion: int) -> Island:
+        """Move every slice view through lesion ``lesion`` (numbered as :meth:`lesions` lists them)."""
+        found = self.lesions(segmentation_node)
+        if not 0 <= lesion < len(found):
+            raise InputError(
+                f"'{segmentation_node.GetName()}' has {len(found)} lesion(s), no lesion {lesion + 1}"
+            )
+        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *found[lesion].centre_ras_mm)
+        return found[lesion]
 
     def keep_removed(
         self, segmentation_node: slicer.vtkMRMLSegmentationNode, region: int | None = None
@@ -533,7 +539,7 @@ class SegmenterLogic:
         if overlay == "removed":  # a removed region lies apart from the tumour, often off the slices shown
             listed = self.removed_regions(segmentation_node)
             self._require_region(segmentation_node, removed_region, len(listed))
-            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *listed[removed_region].centre_ras)
+            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *listed[removed_region].centre_ras_mm)
         return shown[-1]
 
     def save_training_case(
@@ -612,6 +618,11 @@ class SegmenterLogic:
         display.SetVisibility2DOutline(True)
         display.SetVisibility(False)
         return node
+
+    def _islands(self, node: slicer.vtkMRMLSegmentationNode, segmentation_node) -> list[Island]:
+        """The islands of ``node``'s labels on the grid of ``segmentation_node``'s input."""
+        reference = self._require_reference(segmentation_node)
+        return islands(Volume(read_labels(node, reference), world_geometry(reference)))
 
     def _require_removed(self, segmentation_node, nothing: str) -> slicer.vtkMRMLSegmentationNode:
         removed = self.removed_node(segmentation_node)

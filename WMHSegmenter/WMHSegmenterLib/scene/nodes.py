@@ -14,10 +14,7 @@ import vtk
 from vtk.util import numpy_support
 
 from ..engine.errors import InputError
-from ..engine.volume import Geometry, Volume
-
-#: Multiplying by this turns LPS coordinates into RAS and back.
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+from ..engine.volume import LPS_TO_RAS, Geometry, Volume
 
 
 def matrix_to_array(matrix: vtk.vtkMatrix4x4) -> np.ndarray:

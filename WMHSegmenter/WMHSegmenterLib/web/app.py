@@ -205,9 +205,10 @@ class WebApp:
 
     def _list_removed_regions(self) -> None:
         """Offer what the cleaning removed and is left to keep, the largest first."""
-        regions = self.session.logic.removed_regions(self.session.segmentation)
+        logic, segmentation = self.session.logic, self.session.segmentation
+        titles = logic.island_titles(segmentation, logic.removed_regions(segmentation))
         data = self.panel.data
-        data.removed_regions = [{"title": r.title(i + 1), "value": i} for i, r in enumerate(regions)]
+        data.removed_regions = [{"title": title, "value": index} for index, title in enumerate(titles)]
         data.removed_region = 0
 
     def _style_regions(self, *_) -> None:
