@@ -12,6 +12,7 @@ platform rounding does not trip it.
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -84,11 +85,39 @@ def test_models_lists_the_shipped_models_with_their_dice_and_whether_it_was_held
 
 
 @pytest.mark.parametrize("precision", [["--no-mixed-precision"], []], ids=["float32", "default"])
-def test_shipped_wmh_model_finds_the_lesions_of_the_sample(capsys, tmp_path, precision):
+def test_shipped_wmh_model_finds_the_lesions_of_the_sample_and_lists_each(capsys, tmp_path, precision):
     _, inputs = sample_inputs("wmh")
     reference = sample_reference("wmh")
-    scores = segment_and_score(capsys, WMH_MODEL, inputs, reference, tmp_path / "wmh.nii.gz", *precision)
+    mask, table = tmp_path / "wmh.nii.gz", tmp_path / "lesions.csv"
+    scores = segment_and_score(
+        capsys, WMH_MODEL, inputs, reference, mask, *precision, "--lesions", str(table)
+    )
     assert scores["dice"] >= WMH_DICE_FLOOR, scores
+    assert_lists_each_island_largest_first(table, mask, "White matter hyperintensity")
+
+
+def assert_lists_each_island_largest_first(table: Path, mask_path: Path, label_name: str) -> None:
+    """The --lesions table against the mask read back independently: nibabel's RAS affine, scipy's
+    islands (numbered in another scan order, so islands of equal size are matched by centre)."""
+    nibabel = pytest.importorskip("nibabel")
+    mask = nibabel.load(mask_path)
+    islands, count = ndimage.label(np.asarray(mask.dataobj) > 0, structure=np.ones((3, 3, 3)))
+    voxel_ml = float(np.prod(mask.header.get_zooms()[:3])) / 1000
+    expected = []
+    for island in range(1, count + 1):
+        voxels = np.argwhere(islands == island)
+        centre = nibabel.affines.apply_affine(mask.affine, voxels.mean(axis=0))
+        expected.append((len(voxels), *np.round(centre, 1)))
+    rows = list(csv.DictReader(table.open()))
+    assert count >= 5 and len(rows) == count, (count, len(rows))
+    assert [int(row["number"]) for row in rows] == list(range(1, count + 1))
+    assert {row["labels"] for row in rows} == {label_name}
+    sizes = [int(row["voxels"]) for row in rows]
+    assert sizes == sorted(sizes, reverse=True)
+    for row in rows:
+        assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * voxel_ml, abs=1e-4)
+    listed = [(int(r["voxels"]), *(round(float(r[f"centre_{a}_mm"]), 1) for a in "ras")) for r in rows]
+    np.testing.assert_allclose(sorted(listed), sorted(expected), atol=0.11)
 
 
 def test_shipped_wmh_model_finds_the_lesions_on_5_mm_slices(capsys, tmp_path):

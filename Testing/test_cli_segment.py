@@ -525,6 +525,7 @@ def test_batch_refuses_options_that_name_one_cases_file(models_env, tmp_path, ca
     for option in (
         ["--probabilities", tmp_path / "p.nii.gz"],
         ["--removed", tmp_path / "r.nii.gz"],
+        ["--lesions", tmp_path / "l.csv"],
         ["--flair", data / "a_flair.nii.gz"],
     ):
         code, _, err = run_cli(capsys, *batch, *option)

@@ -18,7 +18,14 @@ from ..engine.labels import BRATS2018, BRATS2023, convert_convention
 from ..engine.overlay import overlay_png
 from ..engine.postprocess import NOTED_REMOVED_ML
 from ..engine.predictor import Predictor, Progress
-from ..engine.quantify import bundle_statistics, write_case_statistics_csv, write_statistics_csv
+from ..engine.quantify import (
+    bundle_label_names,
+    bundle_statistics,
+    islands,
+    write_case_statistics_csv,
+    write_islands_csv,
+    write_statistics_csv,
+)
 from ..engine.volume import (
     WRITABLE_EXTENSIONS,
     Volume,
@@ -46,10 +53,11 @@ class CaseOutputs:
     overlay: Path | None = None
     activations: Path | None = None  # a folder
     removed: Path | None = None
+    lesions: Path | None = None
 
     def paths(self) -> list[Path]:
         """The files to check before work starts (the activations folder is made by ``check_outputs``)."""
-        files = (self.mask, self.probabilities, self.statistics, self.overlay, self.removed)
+        files = (self.mask, self.probabilities, self.statistics, self.overlay, self.removed, self.lesions)
         return [p for p in files if p is not None]
 
 
@@ -66,6 +74,12 @@ def add_parser(subparsers) -> None:
         "--stats",
         type=Path,
         help="also write volumes (ml) and lesion counts as CSV, per label and per tumor region",
+    )
+    parser.add_argument(
+        "--lesions",
+        type=Path,
+        help="also write one CSV row per lesion (a tumor's focus), largest first: its labels, volume (ml) "
+        "and centre (RAS mm, as Slicer shows positions)",
     )
     parser.add_argument(
         "--overlay",
@@ -126,7 +140,13 @@ def run(args) -> int:
         raise InputError("give -o/--output (or --input-dir and --output-dir for a batch)")
     inputs = {name: getattr(args, name) for name in MODALITIES if getattr(args, name) is not None}
     outputs = CaseOutputs(
-        args.output, args.probabilities, args.stats, args.overlay, args.activations, args.removed
+        args.output,
+        args.probabilities,
+        args.stats,
+        args.overlay,
+        args.activations,
+        args.removed,
+        args.lesions,
     )
     if args.activations is not None:
         parse_layers_and_views(args)
@@ -196,6 +216,9 @@ def write_outputs(
         write_statistics_csv(
             bundle_statistics(labels, bundle, convention), outputs.statistics, args.overwrite
         )
+    if outputs.lesions is not None:
+        names = bundle_label_names(bundle, convention)
+        write_islands_csv(islands(labels), names, outputs.lesions, args.overwrite)
     if outputs.overlay is not None:
         colors = {info.value: info.color for info in bundle.labels}
         overlay_png(reference, prediction.labels, colors, outputs.overlay, args.overwrite)
@@ -275,6 +298,7 @@ SINGLE_CASE_OPTIONS = {
     "--overlay": "overlay",
     "--activations": "activations",
     "--removed": "removed",
+    "--lesions": "lesions",
 }
 
 
@@ -313,7 +337,7 @@ def make_predictor(args, bundle: ModelBundle):
 
 
 def _extensions_for(path: Path, outputs: CaseOutputs):
-    if path == outputs.statistics:
+    if path in (outputs.statistics, outputs.lesions):
         return (".csv",)
     if path == outputs.overlay:
         return (".png",)

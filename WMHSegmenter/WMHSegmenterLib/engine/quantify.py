@@ -66,8 +66,14 @@ def bundle_statistics(
     labels: Volume, bundle: ModelBundle, convention: str = BRATS2018
 ) -> list[LabelStatistics]:
     """A label map as written in ``convention``: its labels by the model's names, and a tumor's regions."""
-    names = {converted_value(info.value, convention): info.name for info in bundle.labels}
-    return label_statistics(labels, names, task_regions(bundle.task, convention))
+    return label_statistics(
+        labels, bundle_label_names(bundle, convention), task_regions(bundle.task, convention)
+    )
+
+
+def bundle_label_names(bundle: ModelBundle, convention: str = BRATS2018) -> dict[int, str]:
+    """Label value, as written in ``convention``, -> the model's name for it."""
+    return {converted_value(info.value, convention): info.name for info in bundle.labels}
 
 
 def label_statistics(
