@@ -240,6 +240,11 @@ def test_the_region_the_shipped_models_cleaning_removed_is_outlined_and_can_be_k
     np.testing.assert_array_equal(after, np.where(region > 0, region, before))
     whole = next(row for row in data.statistics if row["name"] == "Whole tumor (WT)")
     assert whole["voxels"] == np.count_nonzero(after)
+    # the kept region is a second focus now: the list follows, and choosing it takes the views there
+    assert [item["title"].split(" (")[0] for item in data.lesions] == ["1: 26.84 ml", "2: 2.37 ml"]
+    slicer.vtkMRMLSliceNode.JumpAllSlices(app.slicer.scene, *ijk_to_ras.MultiplyPoint([0, 0, 0, 1])[:3])
+    change(app, lesion=1)
+    assert max(distances_to_slices(app.slicer.scene, centre)) <= 1.0
 
     app.segment()  # a new run (the kept region was an edit): keep the one region chosen
     settle(loop, app)

@@ -110,6 +110,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.removedRegionComboBox.currentIndexChanged.connect(self.onRemovedRegionChanged)
         self.ui.keepRemovedRegionButton.clicked.connect(self.onKeepRemovedRegion)
         self.ui.keepRemovedButton.clicked.connect(self.onKeepAllRemoved)
+        self.ui.lesionComboBox.currentIndexChanged.connect(self.onLesionChanged)
         self.ui.showProbabilityCheckBox.toggled.connect(lambda checked: self.showLayers())
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.updateStatisticsButton.clicked.connect(self.onUpdateStatistics)
@@ -297,6 +298,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.setCurrentNode(result.segmentation_node)
         self.ui.showLabelsRadioButton.checked = True
         self.showOverlayChoices()
+        self.listLesions()
         self.showLayers(fit=True)
         self.fillActivationSelectors()
         text = result.message(self.job.bundle)
@@ -394,23 +396,45 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultsCollapsibleButton.enabled = made_here
         self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node) if made_here else None)
         self.showOverlayChoices()
+        self.listLesions()
 
     def showOverlayChoices(self):
         """Tumor regions for brain-tumor results; what the cleaning removed where it removed a region."""
         node = self.ui.outputSegmentationSelector.currentNode()
         brats = self.ui.taskComboBox.currentData == "brats"
-        regions = []
-        if node is not None and self.logic.input_node(node) is not None:
-            try:
-                regions = self.logic.island_titles(node, self.logic.removed_regions(node))
-            except InputError as error:  # e.g. moved under another transform than its input
-                self.setStatus(f"Cannot list the removed regions: {error}", error=True)
+        regions = self.islandTitles(node, self.logic.removed_regions, "the removed regions")
         _refill(self.ui.removedRegionComboBox, [(title, index) for index, title in enumerate(regions)])
         self.ui.showLabelsRadioButton.text = "Labels (NCR / ED / ET)" if brats else "Labels"
         self.ui.showRegionsRadioButton.setVisible(brats)
         self.ui.showRemovedRadioButton.setVisible(bool(regions))
         self.ui.removedRegionWidget.setVisible(bool(regions))
         self.ui.overlayWidget.setVisible(brats or bool(regions))
+
+    def islandTitles(self, node, listing, what):
+        """How the list of lesions or removed regions (``listing``) shows them; none, and a status
+        line, where the segmentation cannot be read (e.g. moved under another transform than its input)."""
+        if node is None or self.logic.input_node(node) is None:
+            return []
+        try:
+            return self.logic.island_titles(node, listing(node))
+        except InputError as error:
+            self.setStatus(f"Cannot list {what}: {error}", error=True)
+            return []
+
+    def listLesions(self):
+        """The result's lesions as they are now (edits included), largest first, none chosen yet."""
+        node = self.ui.outputSegmentationSelector.currentNode()
+        titles = self.islandTitles(node, self.logic.lesions, "the lesions")
+        _refill(self.ui.lesionComboBox, [(title, index) for index, title in enumerate(titles)])
+        with _signalsBlocked(self.ui.lesionComboBox):
+            self.ui.lesionComboBox.setCurrentIndex(-1)
+
+    def onLesionChanged(self, index):
+        node = self.ui.outputSegmentationSelector.currentNode()
+        if node is None or index < 0:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not go to the lesion.", waitCursor=True):
+            self.logic.show_lesion(node, index)
 
     def onOverlayChanged(self):
         node = self.ui.outputSegmentationSelector.currentNode()
@@ -450,6 +474,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else:
                 self.onOverlayChanged()  # the views move on to a region still left
             self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node))
+            self.listLesions()
             self.setStatus(f"Kept {what} in '{node.GetName()}'. {summary(rows, self.logic.task(node))}.")
 
     def showLayers(self, fit=False):
@@ -477,6 +502,7 @@ class WMHSegmenterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Could not compute the statistics.", waitCursor=True):
             rows = self.logic.update_statistics(node)
             self.ui.statisticsTableView.setMRMLTableNode(self.logic.statistics_node(node))
+            self.listLesions()
             self.onOverlayChanged()
             self.setStatus(summary(rows, self.logic.task(node)))
 

@@ -80,6 +80,7 @@ class WebApp:
             {
                 name.model_id: self._reported(self._list_cases),
                 (name.overlay, name.removed_region): self._reported(self._show_overlay),
+                name.lesion: self._reported(self._show_lesion),
                 name.foreground: self._reported(self._show_foreground),
                 name.foreground_opacity: lambda opacity: set_foreground_opacity(self.slicer.scene, opacity),
                 (name.layer, name.view, name.channel, name.class_name): self._reported(self._show_foreground),
@@ -165,6 +166,7 @@ class WebApp:
         data.has_result, data.is_brats, data.overlay = True, bundle.task == "brats", "labels"
         self._list_removed_regions()
         data.statistics = statistics_rows(result.statistics)
+        self._list_lesions()
         data.count_heading = count_heading(bundle.task)
         self._offer_foregrounds(result)
         for view in self.slicer.view_manager.get_threed_views():
@@ -202,6 +204,17 @@ class WebApp:
         if self.session.segmentation is not None:
             self.session.logic.show_overlay(self.session.segmentation, data.overlay, int(data.removed_region))
             self._style_regions()
+
+    def _list_lesions(self) -> None:
+        """Offer the result's lesions as they are now (edits included), the largest first."""
+        logic, segmentation = self.session.logic, self.session.segmentation
+        titles = logic.island_titles(segmentation, logic.lesions(segmentation))
+        self.panel.data.lesions = [{"title": title, "value": index} for index, title in enumerate(titles)]
+        self.panel.data.lesion = -1
+
+    def _show_lesion(self, lesion: int, *_) -> None:
+        if self.session.segmentation is not None and int(lesion) >= 0:
+            self.session.logic.show_lesion(self.session.segmentation, int(lesion))
 
     def _list_removed_regions(self) -> None:
         """Offer what the cleaning removed and is left to keep, the largest first."""
@@ -265,6 +278,7 @@ class WebApp:
         if self.session.segmentation is None or self.session.running:
             return
         self.panel.data.statistics = self.session.statistics()
+        self._list_lesions()
         if self.panel.data.overlay == "regions":
             self._show_overlay("regions")
 
@@ -280,6 +294,7 @@ class WebApp:
         segmentation, data = self.session.segmentation, self.panel.data
         data.statistics = statistics_rows(self.session.logic.keep_removed(segmentation, region))
         self._list_removed_regions()
+        self._list_lesions()
         if data.removed_regions:
             self._show_overlay()  # the views move on to the largest region left
         else:

@@ -50,6 +50,9 @@ class PanelState:
     #: what the island cleaning removed and is left to keep, largest first: select items {"title", "value"}
     removed_regions: list[dict] = field(default_factory=list)
     removed_region: int = 0  # the one the views pass through under the "removed" overlay
+    #: the result's lesions (a tumour's foci), largest first: select items {"title", "value"}
+    lesions: list[dict] = field(default_factory=list)
+    lesion: int = -1  # the one the views were sent to; -1 none
     overlay: str = "labels"  # or "regions", "removed"
     foregrounds: list[dict] = field(default_factory=list)
     foreground: str = "none"
@@ -294,6 +297,16 @@ class Page:
             with html.Tbody(), html.Tr(v_for=f"(row, index) in {name.statistics}", key="index"):
                 for column in ("name", "volume_ml", "components", "voxels"):
                     html.Td("{{ row." + column + " }}")
+        v.VSelect(
+            id="wmh-lesion",
+            v_if=(f"{name.lesions}.length > 0",),
+            label=(f"{name.count_heading} + ', largest first: the views go to the one chosen'",),
+            items=(name.lesions,),
+            v_model=(name.lesion,),
+            density="compact",
+            hide_details=True,
+            classes="mt-2",
+        )
         v.VBtn(
             "Save segmentation",
             id="wmh-save",
