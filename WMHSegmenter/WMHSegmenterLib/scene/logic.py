@@ -457,13 +457,13 @@ class SegmenterLogic:
         return self._islands(segmentation_node, segmentation_node)
 
     def island_titles(
-        self, segmentation_node: slicer.vtkMRMLSegmentationNode, islands: list[Island]
+        self, segmentation_node: slicer.vtkMRMLSegmentationNode, found: list[Island]
     ) -> list[str]:
         """How the panels list lesions or removed regions: "1: 2.40 ml (Edema)", by the segments' names."""
         names = label_names(segmentation_node)
         return [
             f"{number}: {island.volume_ml:.2f} ml ({', '.join(names.get(v, str(v)) for v in island.labels)})"
-            for number, island in enumerate(islands, start=1)
+            for number, island in enumerate(found, start=1)
         ]
 
     def show_lesion(self, segmentation_node: slicer.vtkMRMLSegmentationNode, lesion: int) -> Island:

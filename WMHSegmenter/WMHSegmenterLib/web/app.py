@@ -208,8 +208,9 @@ class WebApp:
     def _list_lesions(self) -> None:
         """Offer the result's lesions as they are now (edits included), the largest first."""
         logic, segmentation = self.session.logic, self.session.segmentation
-        titles = logic.island_titles(segmentation, logic.lesions(segmentation))
-        self.panel.data.lesions = [{"title": title, "value": index} for index, title in enumerate(titles)]
+        self.panel.data.lesions = numbered_items(
+            logic.island_titles(segmentation, logic.lesions(segmentation))
+        )
         self.panel.data.lesion = -1
 
     def _show_lesion(self, lesion: int, *_) -> None:
@@ -220,9 +221,8 @@ class WebApp:
         """Offer what the cleaning removed and is left to keep, the largest first."""
         logic, segmentation = self.session.logic, self.session.segmentation
         titles = logic.island_titles(segmentation, logic.removed_regions(segmentation))
-        data = self.panel.data
-        data.removed_regions = [{"title": title, "value": index} for index, title in enumerate(titles)]
-        data.removed_region = 0
+        self.panel.data.removed_regions = numbered_items(titles)
+        self.panel.data.removed_region = 0
 
     def _style_regions(self, *_) -> None:
         """The regions node is not the editor's, so it takes the editor's display settings from here."""
@@ -280,7 +280,7 @@ class WebApp:
         self.panel.data.statistics = self.session.statistics()
         self._list_lesions()
         if self.panel.data.overlay == "regions":
-            self._show_overlay("regions")
+            self._show_overlay()
 
     def keep_removed(self) -> None:
         """What the cleaning removed goes back into the result (an edit: Save keeps it)."""
@@ -338,3 +338,8 @@ class WebApp:
 def _model_title(bundle: ModelBundle) -> str:
     trained = "" if bundle.trained else ", untrained"
     return f"{bundle.meta.get('name', bundle.id)} ({bundle.task}, {bundle.version}{trained})"
+
+
+def numbered_items(titles: list[str]) -> list[dict]:
+    """A select's items for a list the logic numbers from 0 (lesions, removed regions)."""
+    return [{"title": title, "value": index} for index, title in enumerate(titles)]
