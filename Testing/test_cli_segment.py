@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from conftest import blob_volume, oblique_geometry
 from WMHSegmenterLib.cli.main import main
@@ -496,7 +497,9 @@ def test_a_broken_bundle_among_the_models_is_named_in_a_warning_and_hides_no_oth
     assert "skipped a model bundle" in err
 
 
-def test_batch_statistics_are_one_table_of_every_segmented_case(models_env, tmp_path, capsys):
+def test_batch_statistics_and_lesions_are_one_table_each_of_every_segmented_case(
+    models_env, tmp_path, capsys
+):
     data, out = tmp_path / "data", tmp_path / "out"
     for case in ("a", "b", "c"):
         (data / case).mkdir(parents=True)
@@ -505,16 +508,25 @@ def test_batch_statistics_are_one_table_of_every_segmented_case(models_env, tmp_
             write_volume(volume, data / case / f"{case}_{modality}.nii.gz")
     (data / "c" / "c_t2.nii.gz").write_text("broken")
     command = ["segment", "--model", "test-brats", "--input-dir", data, "--output-dir", out]
-    code, stdout, _ = run_cli(capsys, *command, "--stats", tmp_path / "volumes.csv", "--labels", "brats2023")
-    assert code == 2 and "2 segmented, 1 failed" in stdout
+    tables = ["--stats", tmp_path / "volumes.csv", "--lesions", tmp_path / "lesions.csv"]
+    code, stdout, _ = run_cli(capsys, *command, *tables, "--labels", "brats2023")
+    assert code == 2 and "2 segmented, 1 failed" in stdout and "lesions of the 2 segmented" in stdout
     with open(tmp_path / "volumes.csv") as handle:
         rows = list(csv.DictReader(handle))
+    with open(tmp_path / "lesions.csv") as handle:
+        lesions = list(csv.DictReader(handle))
     assert [row["case"] for row in rows] == ["a"] * 6 + ["b"] * 6
     for case in ("a", "b"):
         labels = read_volume(out / f"{case}_seg.nii.gz").array
         voxels = {row["name"]: int(row["voxels"]) for row in rows if row["case"] == case}
         assert voxels["Enhancing tumor"] == np.count_nonzero(labels == 3)
         assert voxels["Whole tumor (WT)"] == np.count_nonzero(labels)
+        listed = [row for row in lesions if row["case"] == case]
+        count = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))[1]
+        assert len(listed) == count >= 1 and [int(row["number"]) for row in listed] == list(
+            range(1, count + 1)
+        )
+        assert sum(int(row["voxels"]) for row in listed) == np.count_nonzero(labels)
 
 
 def test_batch_refuses_options_that_name_one_cases_file(models_env, tmp_path, capsys):
@@ -525,7 +537,6 @@ def test_batch_refuses_options_that_name_one_cases_file(models_env, tmp_path, ca
     for option in (
         ["--probabilities", tmp_path / "p.nii.gz"],
         ["--removed", tmp_path / "r.nii.gz"],
-        ["--lesions", tmp_path / "l.csv"],
         ["--flair", data / "a_flair.nii.gz"],
     ):
         code, _, err = run_cli(capsys, *batch, *option)

@@ -22,6 +22,7 @@ from ..engine.quantify import (
     bundle_label_names,
     bundle_statistics,
     islands,
+    write_case_islands_csv,
     write_case_statistics_csv,
     write_islands_csv,
     write_statistics_csv,
@@ -96,7 +97,9 @@ def add_parser(subparsers) -> None:
     add_activation_options(parser)
     parser.add_argument("--labels", choices=(BRATS2018, BRATS2023), help="BraTS label convention (ET 4 or 3)")
     parser.add_argument(
-        "--input-dir", type=Path, help="batch: find cases here by file-name patterns (--stats: one table)"
+        "--input-dir",
+        type=Path,
+        help="batch: find cases here by file-name patterns (--stats, --lesions: one table each)",
     )
     parser.add_argument("--output-dir", type=Path, help="batch: write <case>_seg.nii.gz here")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -249,8 +252,12 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
         raise InputError("input folder not found", args.input_dir)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     statistics = batch_statistics_path(args.stats, rank, world_size)
-    if statistics is not None:
-        check_output_path(statistics, args.overwrite, extensions=(".csv",))
+    lesions = batch_statistics_path(args.lesions, rank, world_size)
+    for table_path in (statistics, lesions):
+        if table_path is not None:
+            check_output_path(table_path, args.overwrite, extensions=(".csv",))
+    if statistics is not None and lesions is not None and same_file(statistics, lesions):
+        raise InputError("given as two outputs; choose a path for each", lesions)
     check_output_folder(args.output_dir)
     cases = find_cases(args.input_dir, bundle)
     if not cases:
@@ -259,7 +266,7 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     cases = cases[rank::world_size]
     predictor = make_predictor(args, bundle)
     make_output_folder(args.output_dir)
-    results, table = [], {}
+    results, table, lesion_table = [], {}, {}
     for case in cases:
         reporter.start_case(case.id)
         outputs = CaseOutputs(args.output_dir / f"{case.id}_seg.nii.gz")
@@ -270,6 +277,8 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
             seconds, labels, warnings = segment_case(predictor, case.paths, outputs, args, reporter)
             if statistics is not None:
                 table[case.id] = bundle_statistics(labels, bundle, args.labels or BRATS2018)
+            if lesions is not None:
+                lesion_table[case.id] = islands(labels)
             results.append((case.id, "ok", "; warning: ".join([f"{seconds:.1f} s", *warnings])))
             reporter.event("case", status="done", seconds=round(seconds, 2), output=str(outputs.mask))
         except InputError as error:
@@ -286,6 +295,10 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     if statistics is not None:
         write_case_statistics_csv(table, statistics, args.overwrite)
         summary.append(f"statistics of the {len(table)} segmented: {statistics}")
+    if lesions is not None:
+        names = bundle_label_names(bundle, args.labels or BRATS2018)
+        write_case_islands_csv(lesion_table, names, lesions, args.overwrite)
+        summary.append(f"lesions of the {len(lesion_table)} segmented: {lesions}")
     reporter.message("\n".join(summary))
     return 2 if failed else 0
 
@@ -298,7 +311,6 @@ SINGLE_CASE_OPTIONS = {
     "--overlay": "overlay",
     "--activations": "activations",
     "--removed": "removed",
-    "--lesions": "lesions",
 }
 
 
@@ -308,12 +320,12 @@ def refuse_single_case_options(args) -> None:
     if given:
         raise InputError(
             f"{given[0]} is for one case; a batch (--input-dir) finds each case's inputs and writes "
-            "<case>_seg.nii.gz, and --stats as one table of all cases"
+            "<case>_seg.nii.gz, and --stats and --lesions as one table of all cases"
         )
 
 
 def batch_statistics_path(path: Path | None, rank: int, world_size: int) -> Path | None:
-    """Under torchrun each process writes the table of its own share: ``s.csv`` -> ``s.rank1-of-2.csv``."""
+    """Under torchrun each process writes the tables of its own share: ``s.csv`` -> ``s.rank1-of-2.csv``."""
     if path is None or world_size == 1:
         return path
     return path.with_name(f"{path.stem}.rank{rank}-of-{world_size}{path.suffix}")

@@ -114,7 +114,19 @@ def write_islands_csv(
     found: Sequence[Island], names: Mapping[int, str], path: str | Path, overwrite: bool = False
 ) -> Path:
     """One row per island, numbered from the largest; labels by name, joined by "+"."""
-    rows = [
+    return _write_csv(island_rows(found, names), ISLAND_COLUMNS, path, overwrite)
+
+
+def write_case_islands_csv(
+    table: Mapping[str, Sequence[Island]], names: Mapping[int, str], path: str | Path, overwrite: bool = False
+) -> Path:
+    """A batch's islands as one table: every case's rows, each led by the case id."""
+    rows = [{"case": case, **row} for case, found in table.items() for row in island_rows(found, names)]
+    return _write_csv(rows, ["case", *ISLAND_COLUMNS], path, overwrite)
+
+
+def island_rows(found: Sequence[Island], names: Mapping[int, str]) -> list[dict]:
+    return [
         {
             "number": number,
             "labels": "+".join(names.get(value, str(value)) for value in island.labels),
@@ -124,7 +136,6 @@ def write_islands_csv(
         }
         for number, island in enumerate(found, start=1)
     ]
-    return _write_csv(rows, ISLAND_COLUMNS, path, overwrite)
 
 
 def piece_nouns(task: str) -> tuple[str, str]:
