@@ -96,14 +96,19 @@ def label_statistics(
 def islands(labels: Volume) -> list[Island]:
     """Every island of ``labels``, the largest first (as :func:`postprocess.islands_largest_first`
     numbers them)."""
-    numbered, sizes = islands_largest_first(labels.array)
+    (box,) = ndimage.find_objects((labels.array > 0).astype(np.uint8)) or [None]
+    if box is None:
+        return []
+    array = labels.array[box]  # the foreground's bounding box: a tumour is a small part of the scan
+    numbered, sizes = islands_largest_first(array)
     numbers = np.arange(1, len(sizes) + 1)
     centres_zyx = np.asarray(ndimage.center_of_mass(numbered > 0, numbered, numbers)).reshape(-1, 3)
+    centres_zyx += [piece.start for piece in box]
     centres_ras = labels.geometry.index_to_world(centres_zyx) @ LPS_TO_RAS
     voxel_ml = float(np.prod(labels.geometry.spacing)) / 1000.0
     found = []
-    for number, box, size, centre in zip(numbers, ndimage.find_objects(numbered), sizes, centres_ras):
-        values = np.unique(labels.array[box][numbered[box] == number])
+    for number, island_box, size, centre in zip(numbers, ndimage.find_objects(numbered), sizes, centres_ras):
+        values = np.unique(array[island_box][numbered[island_box] == number])
         found.append(
             Island(int(size), float(size * voxel_ml), tuple(map(float, centre)), tuple(map(int, values)))
         )
