@@ -68,6 +68,27 @@ def test_two_scans_given_in_each_others_place_are_named_in_one_warning(sample, s
         assert f"the {label} given ({given[name]})" in warning
 
 
+@pytest.mark.parametrize(
+    ("swap", "alike"),
+    [
+        (("flair", "t1"), (("flair", "t1ce"), ("t1", "t2"))),
+        (("flair", "t1ce"), (("flair", "t1"), ("t1ce", "t2"))),
+        (("t2", "t1"), (("flair", "t1"), ("t1ce", "t2"))),
+        (("t2", "t1ce"), (("flair", "t1ce"), ("t1", "t2"))),
+    ],
+)
+def test_a_t1_weighted_scan_given_for_a_t2_weighted_one_is_named_by_the_pairs_that_look_alike(
+    sample, swap, alike
+):
+    (warning,) = warnings_for(sample, swap)  # the pair checks, which assume the pairing, stay silent
+    given = given_as(sample[1], swap)
+    labels = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
+    first, second = (
+        " and ".join(f"the {labels[name]} given ({given[name]})" for name in pair) for pair in alike
+    )
+    assert warning.startswith(f"{first} look alike, and so do {second}, where a FLAIR goes with the T2")
+
+
 def test_a_model_without_both_scans_of_a_pair_is_not_checked(sample):
     assert warnings_for(sample, ("flair", "t2"), names=("flair", "t1")) == []
 
