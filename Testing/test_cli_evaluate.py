@@ -210,6 +210,48 @@ def test_folders_without_a_common_case_are_an_error(tmp_path, capsys):
     assert "no case ids in common" in capsys.readouterr().err
 
 
+def test_lesions_table_marks_each_reference_lesion_found_or_missed_and_each_predicted_true_or_false(
+    tmp_path, capsys
+):
+    reference, prediction = np.zeros((12, 12, 12), np.uint8), np.zeros((12, 12, 12), np.uint8)
+    reference[1:4, 1:4, 1:4] = 1  # 27 voxels, found
+    reference[8:10, 1:3, 1:3] = 1  # 8 voxels, missed
+    reference[10, 10, 10] = 1  # 1 voxel, found
+    reference[6, 6, 6] = 2  # other pathology: never a lesion, and a prediction there is zeroed
+    prediction[2:6, 2:4, 2:4] = 1  # 16 voxels, meets the 27
+    prediction[10:12, 10, 10] = 1  # 2 voxels, meets the single voxel
+    prediction[1, 8:10, 8:10] = 1  # 4 voxels, false
+    prediction[6, 6, 6] = 1
+    table = tmp_path / "lesions.csv"
+    paths = pair(write(tmp_path / "c_wmh.nii.gz", reference), write(tmp_path / "c_pred.nii.gz", prediction))
+    assert wmhseg("--task", "wmh", *paths, "--lesions", table, "--json", tmp_path / "m.json") == 0
+    rows = [
+        (r["lesion"], int(r["number"]), int(r["voxels"]), r["overlaps"]) for r in csv.DictReader(table.open())
+    ]
+    assert rows == [
+        ("reference", 1, 27, "True"),
+        ("reference", 2, 8, "False"),
+        ("reference", 3, 1, "True"),
+        ("predicted", 1, 16, "True"),
+        ("predicted", 2, 4, "False"),
+        ("predicted", 3, 2, "True"),
+    ]
+    # the table counts what the metrics count: recall 2 of 3, precision 2 of 3
+    (case,) = json.loads((tmp_path / "m.json").read_text())["cases"]
+    assert case["lesion_recall"] == pytest.approx(2 / 3) and case["lesion_precision"] == pytest.approx(2 / 3)
+    first = next(csv.DictReader(table.open()))
+    assert (float(first["centre_r_mm"]), float(first["centre_a_mm"]), float(first["centre_s_mm"])) == (
+        -2,
+        -2,
+        2,
+    )
+
+    assert wmhseg("--task", "brats", *paths, "--lesions", tmp_path / "b.csv") == 2
+    assert "--lesions applies to --task wmh only" in capsys.readouterr().err
+    assert wmhseg("--task", "wmh", *paths, "--lesions", tmp_path / "x.csv", "--csv", tmp_path / "x.csv") == 2
+    assert "two outputs at one path" in capsys.readouterr().err
+
+
 def test_inconsistent_options_are_errors(tmp_path, capsys):
     reference = write(tmp_path / "r.nii.gz", row(2))
     assert wmhseg("--task", "wmh", "--reference", reference) == 2

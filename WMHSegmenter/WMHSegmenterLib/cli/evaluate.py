@@ -16,6 +16,8 @@ from ..engine.errors import InputError
 from ..engine.labels import AUTO, CONVENTIONS
 from ..engine.metrics import evaluate_brats, evaluate_wmh
 from ..engine.metrics.report import WMH_TABLES, Evaluation, brats_tables, format_tables, write_csv, write_json
+from ..engine.metrics.wmh import lesion_matches
+from ..engine.quantify import write_lesion_matches_csv
 from ..engine.volume import check_output_path, read_volume
 from .progress import print_error
 
@@ -51,6 +53,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--lesionwise", action="store_true", help="also the BraTS 2023 lesion-wise Dice and HD95"
     )
+    parser.add_argument(
+        "--lesions",
+        type=Path,
+        help="WMH: write each reference lesion (found or missed) and each predicted lesion (true or "
+        "false) to this CSV file, with its volume and centre",
+    )
     parser.add_argument("--csv", type=Path, help="write per-case metrics to this CSV file")
     parser.add_argument("--json", type=Path, help="write per-case metrics and summaries to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace existing CSV/JSON outputs")
@@ -65,14 +73,19 @@ def run(args: argparse.Namespace) -> int:
     """
     _check_options(args)
     pairs, unmatched = _pairs(args)
-    for output, extension in ((args.csv, ".csv"), (args.json, ".json")):
+    for output, extension in ((args.csv, ".csv"), (args.json, ".json"), (args.lesions, ".csv")):
         if output is not None:  # the extension keeps --overwrite off a label map given here by mistake
             check_output_path(output, args.overwrite, extensions=(extension,))
     evaluation = Evaluation(args.task, unmatched=unmatched)
+    lesions = {}
     for number, (case, reference_path, prediction_path) in enumerate(pairs, start=1):
         log.info("evaluating %s (%d/%d)", case, number, len(pairs))
         try:
-            evaluation.cases.append((case, _metrics(args, reference_path, prediction_path)))
+            reference, prediction = read_volume(reference_path), read_volume(prediction_path)
+            scores = _metrics(args, reference, prediction, reference_path, prediction_path)
+            evaluation.cases.append((case, scores))
+            if args.lesions is not None:
+                lesions[case] = lesion_matches(reference, prediction, prediction_path)
         except InputError as error:
             if args.reference is not None:
                 raise
@@ -85,11 +98,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {write_csv(evaluation, args.csv, args.overwrite)}")
     if args.json is not None:
         print(f"wrote {write_json(evaluation, args.json, args.overwrite)}")
+    if args.lesions is not None:
+        print(f"wrote {write_lesion_matches_csv(lesions, args.lesions, args.overwrite)}")
     return 2 if evaluation.failed else 0
 
 
-def _metrics(args: argparse.Namespace, reference_path: Path, prediction_path: Path) -> dict[str, float]:
-    reference, prediction = read_volume(reference_path), read_volume(prediction_path)
+def _metrics(
+    args: argparse.Namespace, reference, prediction, reference_path: Path, prediction_path: Path
+) -> dict[str, float]:
     if args.task == "wmh":
         return evaluate_wmh(reference, prediction, source=prediction_path, reference_source=reference_path)
     return evaluate_brats(
@@ -165,6 +181,11 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("give --reference and --prediction, or --reference-dir and --prediction-dir")
     if args.task == "wmh" and (args.lesionwise or args.labels is not None):
         raise InputError("--labels and --lesionwise apply to --task brats only")
+    if args.task == "brats" and args.lesions is not None:
+        raise InputError("--lesions applies to --task wmh only (for a tumour, --lesionwise)")
+    paths = [path for path in (args.csv, args.json, args.lesions) if path is not None]
+    if len({path.resolve() for path in paths}) < len(paths):
+        raise InputError("two outputs at one path; choose a path for each")
 
 
 def _pairs(args: argparse.Namespace) -> tuple[list[tuple[str, Path, Path]], list[dict[str, str]]]:

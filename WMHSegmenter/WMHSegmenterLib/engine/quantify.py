@@ -42,6 +42,8 @@ class Island:
     volume_ml: float
     centre_ras_mm: tuple[float, float, float]  # the mean of its voxels, as Slicer shows positions
     labels: tuple[int, ...]  # the label values in it
+    #: whether it meets the mask :func:`islands` was given (a detection, as lesion-wise metrics count one)
+    overlaps: bool | None = None
 
 
 #: The per-island table's columns (``--lesions``): its number (1 the largest), then the island's facts.
@@ -102,9 +104,9 @@ def foreground_box(array: np.ndarray) -> tuple[slice, ...]:
     return boxes[0] if boxes else (slice(0, 0),) * array.ndim
 
 
-def islands(labels: Volume) -> list[Island]:
+def islands(labels: Volume, overlapping: np.ndarray | None = None) -> list[Island]:
     """Every island of ``labels``, the largest first (as :func:`postprocess.islands_largest_first`
-    numbers them)."""
+    numbers them); with ``overlapping`` (a mask on the same grid), whether each meets it."""
     box = foreground_box(labels.array)
     array = labels.array[box]
     if not array.size:
@@ -116,11 +118,12 @@ def islands(labels: Volume) -> list[Island]:
     centres_ras = labels.geometry.index_to_world(centres_zyx) @ LPS_TO_RAS
     voxel_ml = float(np.prod(labels.geometry.spacing)) / 1000.0
     found = []
+    other = None if overlapping is None else overlapping[box]
     for number, island_box, size, centre in zip(numbers, ndimage.find_objects(numbered), sizes, centres_ras):
-        values = np.unique(array[island_box][numbered[island_box] == number])
-        found.append(
-            Island(int(size), float(size * voxel_ml), tuple(map(float, centre)), tuple(map(int, values)))
-        )
+        inside = numbered[island_box] == number
+        values = tuple(map(int, np.unique(array[island_box][inside])))
+        overlaps = None if other is None else bool(other[island_box][inside].any())
+        found.append(Island(int(size), float(size * voxel_ml), tuple(map(float, centre)), values, overlaps))
     return found
 
 
@@ -137,6 +140,21 @@ def write_case_islands_csv(
     """A batch's islands as one table: every case's rows, each led by the case id."""
     rows = [{"case": case, **row} for case, found in table.items() for row in island_rows(found, names)]
     return _write_csv(rows, ["case", *ISLAND_COLUMNS], path, overwrite)
+
+
+def write_lesion_matches_csv(
+    table: Mapping[str, tuple[Sequence[Island], Sequence[Island]]], path: str | Path, overwrite: bool = False
+) -> Path:
+    """``wmhseg evaluate --lesions``: per case, each reference lesion and whether the prediction found
+    it, then each predicted lesion and whether it is one (meets the reference)."""
+    rows = [
+        {"case": case, "lesion": kind, **row, "overlaps": island.overlaps}
+        for case, pair in table.items()
+        for kind, found in zip(("reference", "predicted"), pair)
+        for row, island in zip(island_rows(found, {}), found)
+    ]
+    columns = ["case", "lesion", *(c for c in ISLAND_COLUMNS if c != "labels"), "overlaps"]
+    return _write_csv([{k: row[k] for k in columns} for row in rows], columns, path, overwrite)
 
 
 def island_rows(found: Sequence[Island], names: Mapping[int, str]) -> list[dict]:

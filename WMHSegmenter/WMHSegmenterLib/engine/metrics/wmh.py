@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..labels import described_values
+from ..quantify import Island, islands
 from ..volume import Volume
 from .grid import require_same_grid
 from .overlap import dice, label_lesions
@@ -65,6 +66,21 @@ def evaluate_wmh(
         "lesion_precision": precision,
         "lesion_f1": f1,
     }
+
+
+def lesion_matches(
+    reference: Volume, prediction: Volume, source: str | Path | None = None
+) -> tuple[list[Island], list[Island]]:
+    """The reference's lesions, each marked whether the prediction meets it (found), and the
+    prediction's, each marked whether it meets the reference (true): what lesion recall and precision
+    count, lesion by lesion, so a reader can see which were missed."""
+    require_same_grid(reference, prediction, source)
+    truth, predicted = wmh_masks(reference.array, prediction.array)
+    on_grid = reference.with_array
+    return (
+        islands(on_grid(truth.astype(np.uint8)), overlapping=predicted),
+        islands(on_grid(predicted.astype(np.uint8)), overlapping=truth),
+    )
 
 
 def require_wmh_labels(reference: np.ndarray, source: str | Path | None = None) -> None:
