@@ -251,8 +251,8 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     if not args.input_dir.is_dir():
         raise InputError("input folder not found", args.input_dir)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    statistics = batch_statistics_path(args.stats, rank, world_size)
-    lesions = batch_statistics_path(args.lesions, rank, world_size)
+    statistics = batch_table_path(args.stats, rank, world_size)
+    lesions = batch_table_path(args.lesions, rank, world_size)
     for table_path in (statistics, lesions):
         if table_path is not None:
             check_output_path(table_path, args.overwrite, extensions=(".csv",))
@@ -324,7 +324,7 @@ def refuse_single_case_options(args) -> None:
         )
 
 
-def batch_statistics_path(path: Path | None, rank: int, world_size: int) -> Path | None:
+def batch_table_path(path: Path | None, rank: int, world_size: int) -> Path | None:
     """Under torchrun each process writes the tables of its own share: ``s.csv`` -> ``s.rank1-of-2.csv``."""
     if path is None or world_size == 1:
         return path
