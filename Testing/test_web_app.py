@@ -163,7 +163,8 @@ def test_cancel_and_save(app, loop):
     app.save()
     assert (
         app.panel.data.message
-        == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz, Brats_7_seg.csv in the data folder."
+        == "Saved Brats_7_seg.seg.nrrd, Brats_7_seg.nii.gz, Brats_7_seg.csv, Brats_7_seg_lesions.csv in the "
+        "data folder."
     )
 
 

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 from slicer_scene import mrml_scene, slicer  # noqa: F401
 
 from conftest import blob_volume, make_bundle, oblique_geometry
@@ -124,11 +125,20 @@ def test_segment_edit_and_save_next_to_the_case_without_overwriting(session, bun
     (second,) = session.save().values()
 
     folder = data / "site"
-    assert [p.name for p in first] == ["p1_seg.seg.nrrd", "p1_seg.nii.gz", "p1_seg.csv"]
-    assert [p.name for p in second] == ["p1_seg_1.seg.nrrd", "p1_seg_1.nii.gz", "p1_seg_1.csv"]
+    assert [p.name for p in first] == ["p1_seg.seg.nrrd", "p1_seg.nii.gz", "p1_seg.csv", "p1_seg_lesions.csv"]
+    assert [p.name for p in second] == [
+        "p1_seg_1.seg.nrrd",
+        "p1_seg_1.nii.gz",
+        "p1_seg_1.csv",
+        "p1_seg_1_lesions.csv",
+    ]
     with open(folder / "p1_seg_1.csv") as handle:
         (lesion,) = csv.DictReader(handle)
     assert (lesion["label"], int(lesion["voxels"])) == ("1", int(edited.sum()))  # the corrected volume
+    with open(folder / "p1_seg_1_lesions.csv") as handle:
+        lesions = list(csv.DictReader(handle))
+    pieces = ndimage.label(edited, structure=np.ones((3, 3, 3)))[1]  # the corrected mask's, one by one
+    assert len(lesions) == pieces and sum(int(row["voxels"]) for row in lesions) == int(edited.sum())
     saved = read_volume(folder / "p1_seg_1.nii.gz")
     assert saved.geometry.matches(read_volume(folder / "p1_flair.nii.gz").geometry)
     np.testing.assert_array_equal(saved.array, edited.astype(np.uint8))

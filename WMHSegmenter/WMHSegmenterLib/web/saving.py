@@ -1,10 +1,12 @@
 """Saving a corrected segmentation next to its case, never over an earlier file.
 
-Three files with one name: ``<case>_seg.seg.nrrd`` (Slicer's format: segment names, colours and
+Four files with one name: ``<case>_seg.seg.nrrd`` (Slicer's format: segment names, colours and
 terminology, reopens in Slicer for more editing), ``<case>_seg.nii.gz`` (label values on the input's
-voxel grid, for training and for every other tool) and ``<case>_seg.csv`` (the volumes and lesion
-counts of exactly those labels, for the report). When any name is taken, all get the next free numeric
-suffix (``_seg_1``, ``_seg_2``...), so the files always belong together and nothing is overwritten.
+voxel grid, for training and for every other tool), ``<case>_seg.csv`` (the volumes and lesion counts
+of exactly those labels, for the report) and ``<case>_seg_lesions.csv`` (each lesion, or tumour focus,
+with its volume and centre, as ``wmhseg segment --lesions`` writes them). When any name is taken, all
+get the next free numeric suffix (``_seg_1``, ``_seg_2``...), so the files always belong together and
+nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..engine.errors import InputError
-from ..engine.quantify import write_statistics_csv
+from ..engine.quantify import islands, write_islands_csv, write_statistics_csv
 from ..engine.volume import Volume, publish_file, write_volume
 from ..scene.logic import SegmenterLogic
+from ..scene.segmentation import label_names
 
-EXTENSIONS = (".seg.nrrd", ".nii.gz", ".csv")
+EXTENSIONS = (".seg.nrrd", ".nii.gz", ".csv", "_lesions.csv")
 
 
 def free_stem(folder: Path, stem: str, extensions: tuple[str, ...] = EXTENSIONS) -> str:
@@ -35,7 +38,7 @@ def save_segmentation(
     logic: SegmenterLogic, segmentation_node: Any, labels: Volume, folder: Path, case_id: str
 ) -> list[Path]:
     """Write the segmentation as it is now (edits included, ``labels``: its ``logic.labels``) with its
-    statistics; returns the .seg.nrrd, .nii.gz and .csv paths."""
+    statistics and lesions; returns the .seg.nrrd, .nii.gz, .csv and _lesions.csv paths."""
     stem = free_stem(folder, f"{case_id}_seg")
     dtype = np.uint8 if labels.array.max(initial=0) < 256 else np.int16
     label_file = write_volume(labels.with_array(labels.array.astype(dtype)), folder / f"{stem}.nii.gz")
@@ -45,7 +48,9 @@ def save_segmentation(
     statistics_file = write_statistics_csv(
         logic.update_statistics(segmentation_node, labels), folder / f"{stem}.csv"
     )
-    return [segmentation_file, label_file, statistics_file]
+    names = label_names(segmentation_node)
+    lesions_file = write_islands_csv(islands(labels), names, folder / f"{stem}_lesions.csv")
+    return [segmentation_file, label_file, statistics_file, lesions_file]
 
 
 def _write_seg_nrrd(segmentation_node: Any, path: Path) -> None:
