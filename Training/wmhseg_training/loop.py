@@ -118,7 +118,7 @@ class Optimization:
             schedule["exponent"],
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
-        self.amp_dtype = mixed_precision_dtype(context.device.type) if training["amp"] else None
+        self.amp_dtype = mixed_precision_dtype(context.device.type, training["amp"])
         # bfloat16 keeps float32's exponent range, so only float16 needs its gradients scaled
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.criterion = SegmentationLoss(config["task"], loss_terms(training["loss"]))

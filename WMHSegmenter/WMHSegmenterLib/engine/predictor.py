@@ -114,7 +114,7 @@ class Predictor:
         self.device = torch.device(resolve_device(device))
         self.network = bundle.load_network(str(self.device)) if network is None else network.to(self.device)
         self.network.eval()
-        self.amp_dtype = mixed_precision_dtype(self.device.type) if mixed_precision else None
+        self.amp_dtype = mixed_precision_dtype(self.device.type, mixed_precision)
 
     def read_inputs(self, paths: Mapping[str, str | Path], progress: Progress) -> dict[str, Volume]:
         """Read and check every modality before any computation, so bad files fail fast."""
