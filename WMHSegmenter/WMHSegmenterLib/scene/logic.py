@@ -71,6 +71,9 @@ REGIONS_ROLE = f"{ATTRIBUTE}.Regions"
 REMOVED_ROLE = f"{ATTRIBUTE}.Removed"
 ACTIVATION_ROLE = f"{ATTRIBUTE}.Activation"
 OVERLAYS = ("labels", "regions", "removed")
+#: How the numbered lists are counted in a refusal, and how one item is named.
+LESION_NOUNS = ("lesion(s)", "lesion")
+REMOVED_REGION_NOUNS = ("removed region(s) left", "region")
 
 PredictorFactory = Callable[[ModelBundle, str, bool], Any]
 
@@ -468,13 +471,7 @@ class SegmenterLogic:
 
     def show_lesion(self, segmentation_node: slicer.vtkMRMLSegmentationNode, lesion: int) -> Island:
         """Move every slice view through lesion ``lesion`` (numbered as :meth:`lesions` lists them)."""
-        found = self.lesions(segmentation_node)
-        if not 0 <= lesion < len(found):
-            raise InputError(
-                f"'{segmentation_node.GetName()}' has {len(found)} lesion(s), no lesion {lesion + 1}"
-            )
-        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *found[lesion].centre_ras_mm)
-        return found[lesion]
+        return self._slices_through(segmentation_node, self.lesions(segmentation_node), lesion, LESION_NOUNS)
 
     def keep_removed(
         self, segmentation_node: slicer.vtkMRMLSegmentationNode, region: int | None = None
@@ -490,7 +487,7 @@ class SegmenterLogic:
             kept = labels > 0
         else:
             numbered, sizes = islands_largest_first(labels)
-            self._require_region(segmentation_node, region, len(sizes))
+            _require_numbered(segmentation_node, region, len(sizes), REMOVED_REGION_NOUNS)
             kept = numbered == region + 1
         add_to_segments(segmentation_node, np.where(kept, labels, 0), reference)
         if kept.sum() == np.count_nonzero(labels):
@@ -538,8 +535,7 @@ class SegmenterLogic:
                 node.GetDisplayNode().SetVisibility(node in shown)
         if overlay == "removed":  # a removed region lies apart from the tumour, often off the slices shown
             listed = self.removed_regions(segmentation_node)
-            self._require_region(segmentation_node, removed_region, len(listed))
-            slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *listed[removed_region].centre_ras_mm)
+            self._slices_through(segmentation_node, listed, removed_region, REMOVED_REGION_NOUNS)
         return shown[-1]
 
     def save_training_case(
@@ -630,12 +626,11 @@ class SegmenterLogic:
             raise InputError(f"the island cleaning removed {nothing} from '{segmentation_node.GetName()}'")
         return removed
 
-    @staticmethod
-    def _require_region(segmentation_node, region: int, count: int) -> None:
-        if not 0 <= region < count:
-            raise InputError(
-                f"'{segmentation_node.GetName()}' has {count} removed region(s) left, no region {region + 1}"
-            )
+    def _slices_through(self, segmentation_node, found: list[Island], index: int, nouns) -> Island:
+        """Move every slice view through island ``index`` of ``found`` (a lesion, a removed region)."""
+        _require_numbered(segmentation_node, index, len(found), nouns)
+        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *found[index].centre_ras_mm)
+        return found[index]
 
     def _drop_removed(self, segmentation_node) -> None:
         node = self.removed_node(segmentation_node)
@@ -679,6 +674,13 @@ class SegmenterLogic:
     def _nodes(self, class_name: str) -> list:
         collection = self.scene.GetNodesByClass(class_name)
         return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def _require_numbered(segmentation_node, index: int, count: int, nouns: tuple[str, str]) -> None:
+    """Refuse a number past the list (``nouns``: how the list counts its items, and names one)."""
+    if not 0 <= index < count:
+        listed, one = nouns
+        raise InputError(f"'{segmentation_node.GetName()}' has {count} {listed}, no {one} {index + 1}")
 
 
 def default_case_id(reference_name: str, input_name: str) -> str:
