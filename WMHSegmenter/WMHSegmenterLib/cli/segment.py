@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,17 +167,24 @@ def run(args) -> int:
 def check_outputs(outputs: CaseOutputs, overwrite: bool, inputs: dict[str, Path]) -> None:
     """Refuse, before any work, outputs that exist (unless ``overwrite``), could not be written, or
     name an input or another output: --overwrite replaces earlier results, never the scan itself."""
+    check_output_files(outputs.paths(), overwrite, inputs, lambda path: _extensions_for(path, outputs))
+    if outputs.activations is not None:
+        check_output_folder(outputs.activations)  # created when the maps are written
+
+
+def check_output_files(
+    paths: list[Path], overwrite: bool, inputs: dict[str, Path], extensions_for: Callable[[Path], tuple]
+) -> None:
+    """Each of ``paths`` a new, writable file with one of its extensions, none an input, no two the same."""
     checked: list[Path] = []
-    for path in outputs.paths():
+    for path in paths:
         for name, source in inputs.items():
             if same_file(path, source):
                 raise InputError(f"output is the {name} input; choose another output path", path)
         if any(same_file(path, earlier) for earlier in checked):
             raise InputError("given as two outputs; choose a path for each", path)
-        check_output_path(path, overwrite, extensions=_extensions_for(path, outputs))
+        check_output_path(path, overwrite, extensions=extensions_for(path))
         checked.append(path)
-    if outputs.activations is not None:
-        check_output_folder(outputs.activations)  # created when the maps are written
 
 
 def segment_case(
@@ -253,11 +261,8 @@ def run_batch(args, bundle: ModelBundle, reporter: ProgressReporter) -> int:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     statistics = batch_table_path(args.stats, rank, world_size)
     lesions = batch_table_path(args.lesions, rank, world_size)
-    for table_path in (statistics, lesions):
-        if table_path is not None:
-            check_output_path(table_path, args.overwrite, extensions=(".csv",))
-    if statistics is not None and lesions is not None and same_file(statistics, lesions):
-        raise InputError("given as two outputs; choose a path for each", lesions)
+    tables = [path for path in (statistics, lesions) if path is not None]
+    check_output_files(tables, args.overwrite, {}, lambda path: (".csv",))
     check_output_folder(args.output_dir)
     cases = find_cases(args.input_dir, bundle)
     if not cases:
